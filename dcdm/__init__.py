@@ -1,0 +1,29 @@
+"""dcdm: sparse SPD solvers for pressure Poisson systems, with a learned preconditioner.
+
+The public face of the package. The subpackages are :mod:`dcdm.solvers`
+(Krylov methods, preconditioners, :func:`solve`), :mod:`dcdm.kernels` (stencil
+kernels), :mod:`dcdm.problems` (flag grids, scenes, matrix I/O) and
+:mod:`dcdm.training` (the network and its training).
+
+Examples
+--------
+>>> import dcdm
+>>> from dcdm.problems import gallery
+>>> A, b = gallery.poisson((8, 8, 8))
+>>> dcdm.solve(A, b, rtol=1e-8).converged
+True
+"""
+
+from dcdm._version import __version__
+from dcdm.solvers import ConvergenceError, Reason, SolveResult, cg, fcg, scipy_cg, solve
+
+__all__ = [
+    "ConvergenceError",
+    "Reason",
+    "SolveResult",
+    "__version__",
+    "cg",
+    "fcg",
+    "scipy_cg",
+    "solve",
+]

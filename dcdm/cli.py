@@ -1,0 +1,145 @@
+"""The ``dcdm`` command line.
+
+``dcdm solve`` solves a system from a file (``.npz`` or Matrix Market) or a
+built-in problem and prints iterations, reason, residual and times; with
+``--method all`` it runs every method and preconditioner on the same system
+and prints one comparison table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from dcdm import __version__
+
+log = logging.getLogger("dcdm")
+
+
+def _load_problem(args) -> tuple[object, np.ndarray, str]:
+    from dcdm.problems import gallery, io
+
+    if args.path:
+        prob = io.load(args.path)
+        return prob.A, prob.b, str(args.path)
+    A, b = gallery.build(args.problem, args.n, seed=args.seed, dtype=np.dtype(args.dtype))
+    return A, b, f"{args.problem} n={args.n} seed={args.seed}"
+
+
+def _combinations(method: str, precond: str | None) -> list[tuple[str, str | None]]:
+    from dcdm.solvers import METHODS, PRECONDITIONERS
+
+    if method != "all":
+        return [(method, precond)]
+    combos: list[tuple[str, str | None]] = []
+    for m in sorted(METHODS):
+        for p in sorted(PRECONDITIONERS, key=lambda k: (k != "none", k)):
+            if precond is not None and p != precond:
+                continue
+            module, cls = PRECONDITIONERS[p].split(":")
+            try:
+                klass = getattr(importlib.import_module(module), cls)
+            except ImportError as exc:  # an optional dependency is missing
+                log.warning("skipping M=%r: %s", p, exc)
+                continue
+            if m == "cg" and not (klass.is_linear and klass.is_spd):
+                continue
+            combos.append((m, None if p == "none" else p))
+    return combos
+
+
+def _table(rows: list[dict]) -> str:
+    cols = [("method", "{}"), ("M", "{}"), ("iters", "{}"), ("reason", "{}"),
+            ("||b-Ax||/||b||", "{:.2e}"), ("setup s", "{:.4f}"), ("solve s", "{:.4f}"),
+            ("total s", "{:.4f}")]
+    cells = [[fmt.format(r[name]) for name, fmt in cols] for r in rows]
+    widths = [max(len(name), *(len(c[i]) for c in cells)) for i, (name, _) in enumerate(cols)]
+    line = "  ".join(name.ljust(w) for (name, _), w in zip(cols, widths, strict=False))
+    out = [line, "-" * len(line)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in cells]
+    return "\n".join(out)
+
+
+def cmd_solve(args) -> int:
+    import dcdm
+
+    A, b, name = _load_problem(args)
+    bnorm = float(np.linalg.norm(b)) or 1.0
+    print(f"problem: {name}; n = {A.shape[0]}; rtol = {args.rtol:g}")
+    rows = []
+    status = 0
+    for method, precond in _combinations(args.method, args.precond):
+        # warm-up on a tiny budget so JIT compilation is not billed to the first method
+        dcdm.solve(A, b, method=method, M=precond, rtol=args.rtol, maxiter=1)
+        res = dcdm.solve(A, b, method=method, M=precond, rtol=args.rtol, atol=args.atol,
+                         maxiter=args.maxiter)
+        status |= 0 if res.converged else 1
+        rows.append({"method": method, "M": precond or "none", "iters": res.iterations,
+                     "reason": res.reason.name, "||b-Ax||/||b||": res.residual_norm / bnorm,
+                     "setup s": res.setup_time, "solve s": res.solve_time,
+                     "total s": res.setup_time + res.solve_time})
+    print(_table(rows))
+    return status
+
+
+def cmd_info(args) -> int:
+    from dcdm import kernels
+    from dcdm.solvers import METHODS, PRECONDITIONERS
+
+    print(f"dcdm {__version__}")
+    print(f"numpy {np.__version__}")
+    print(f"kernel back-ends: {', '.join(kernels.available_backends())}")
+    print(f"methods: {', '.join(sorted(METHODS))}")
+    print(f"preconditioners: {', '.join(sorted(PRECONDITIONERS))}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dcdm.problems.gallery import PROBLEMS
+    from dcdm.solvers import METHODS, PRECONDITIONERS
+
+    parser = argparse.ArgumentParser(prog="dcdm", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"dcdm {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("solve", help="solve a system and report iterations, residual, times")
+    s.add_argument("path", nargs="?", help="a .npz or .mtx system (default: --problem)")
+    s.add_argument("--problem", default="smoke3d", choices=sorted(PROBLEMS),
+                   help="built-in problem when no path is given (default smoke3d)")
+    s.add_argument("--n", type=int, default=64, help="cells per axis (default 64)")
+    s.add_argument("--seed", type=int, default=0, help="scene and right-hand-side seed")
+    s.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    s.add_argument("--method", default="cg", choices=[*sorted(METHODS), "all"],
+                   help="Krylov method, or 'all' for a comparison table")
+    s.add_argument("--precond", "-M", default=None, choices=sorted(PRECONDITIONERS),
+                   help="preconditioner (with --method all: only this one)")
+    s.add_argument("--rtol", type=float, default=1e-6)
+    s.add_argument("--atol", type=float, default=0.0)
+    s.add_argument("--maxiter", type=int, default=None)
+    s.set_defaults(func=cmd_solve)
+
+    i = sub.add_parser("info", help="versions and available back-ends")
+    i.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"dcdm: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

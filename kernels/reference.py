@@ -1,0 +1,131 @@
+"""NumPy reference kernels: the oracle every fast kernel is tested against.
+
+Everything here is written for clarity, not speed. The stencil follows
+:mod:`dcdm.problems.grid`: a FLUID cell's row is ``scale * (d * x_c - sum of
+x over FLUID face neighbours)`` with ``d`` the number of non-SOLID face
+neighbours (AIR neighbours and an AIR domain boundary count, SOLID ones and a
+SOLID boundary do not); a non-FLUID cell's row is the identity.
+
+The flag array ``fp`` is padded by one cell on every side with the domain
+boundary's cell type, so no kernel needs bounds checks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .codes import FLUID, SOLID
+
+__all__ = [
+    "axpy",
+    "cg_update",
+    "dot",
+    "laplacian_diagonal",
+    "laplacian_matvec",
+    "laplacian_matvec_fluid",
+    "stencil_code",
+    "xpby",
+]
+
+
+def _neighbour_slices(ndim: int):
+    """Yield, for each of the 2*ndim face neighbours, the slice of the padded array."""
+    inner = [slice(1, -1)] * ndim
+    for axis in range(ndim):
+        for lo, hi in ((0, -2), (2, None)):
+            s = list(inner)
+            s[axis] = slice(lo, hi)
+            yield tuple(s)
+
+
+def laplacian_matvec(fp: np.ndarray, x: np.ndarray, out: np.ndarray, scale: float) -> np.ndarray:
+    """``out = L x`` for the masked 5/7-point Laplacian on grid-shaped ``x``.
+
+    Parameters
+    ----------
+    fp : ndarray of int8, shape ``x.shape + 2``
+        Padded cell flags.
+    x, out : ndarray, grid shape
+        Input and output; must not overlap.
+    scale : float
+        ``1 / spacing**2``.
+    """
+    ndim = x.ndim
+    inner = (slice(1, -1),) * ndim
+    xp = np.pad(x, 1)
+    diag = np.zeros(x.shape, dtype=x.dtype)
+    acc = np.zeros(x.shape, dtype=x.dtype)
+    for s in _neighbour_slices(ndim):
+        nb = fp[s]
+        diag += nb != SOLID
+        acc += np.where(nb == FLUID, xp[s], 0)
+    fluid = fp[inner] == FLUID
+    out[...] = np.where(fluid, x.dtype.type(scale) * (diag * x - acc), x)
+    return out
+
+
+def stencil_code(fp: np.ndarray) -> np.ndarray:
+    """Per-cell ``int8`` code for the fluid-supported mat-vec: the diagonal count
+    ``d`` (non-SOLID neighbours) on FLUID cells, ``-1`` elsewhere (grid-shaped)."""
+    ndim = fp.ndim
+    inner = (slice(1, -1),) * ndim
+    d = np.zeros(tuple(n - 2 for n in fp.shape), dtype=np.int8)
+    for s in _neighbour_slices(ndim):
+        d += fp[s] != SOLID
+    return np.where(fp[inner] == FLUID, d, -1).astype(np.int8)
+
+
+def laplacian_matvec_fluid(code: np.ndarray, x: np.ndarray, out: np.ndarray,
+                           scale: float) -> np.ndarray:
+    """``out = L x`` for ``x`` that is zero on every non-FLUID cell.
+
+    Then a FLUID neighbour's value is ``x`` itself and every other neighbour
+    (and the outside of the domain) contributes 0, so no neighbour flag is
+    needed: ``out = scale * (d x - sum of the neighbours)`` on FLUID cells and
+    ``0`` (which equals ``x``) elsewhere. ``code`` is :func:`stencil_code`.
+    For an ``x`` with non-zero entries off FLUID cells the result is wrong;
+    use :func:`laplacian_matvec`.
+    """
+    ndim = x.ndim
+    xp = np.pad(x, 1)
+    acc = np.zeros(x.shape, dtype=x.dtype)
+    for s in _neighbour_slices(ndim):
+        acc += xp[s]
+    fluid = code >= 0
+    out[...] = x.dtype.type(scale) * (np.maximum(code, 0) * x - fluid * acc)
+    return out
+
+
+def laplacian_diagonal(fp: np.ndarray, dtype: np.dtype, scale: float) -> np.ndarray:
+    """Diagonal of the operator, grid-shaped (1 on non-FLUID cells)."""
+    ndim = fp.ndim
+    inner = (slice(1, -1),) * ndim
+    diag = np.zeros(tuple(n - 2 for n in fp.shape), dtype=dtype)
+    for s in _neighbour_slices(ndim):
+        diag += fp[s] != SOLID
+    return np.where(fp[inner] == FLUID, dtype.type(scale) * diag, 1).astype(dtype, copy=False)
+
+
+def cg_update(x, r, p, Ap, alpha: float) -> float:
+    """``x += alpha p``, ``r -= alpha Ap``, return the new ``r . r`` (in place)."""
+    x += alpha * p
+    r -= alpha * Ap
+    return float(r @ r)
+
+
+def xpby(z, beta: float, p):
+    """``p = z + beta p`` in place; returns ``p``."""
+    p *= beta
+    p += z
+    return p
+
+
+def dot(x, y) -> float:
+    """``x . y`` as a Python float."""
+    return float(x @ y)
+
+
+def axpy(alpha: float, x, y):
+    """``y += alpha x`` in place; returns ``y``."""
+    y += alpha * x
+    return y

@@ -1,0 +1,319 @@
+"""Cell-flag grids and the pressure Poisson operator on them.
+
+Vector layout
+-------------
+A grid of shape ``(n0, n1)`` or ``(n0, n1, n2)`` has one unknown slot per cell;
+vectors are the C-order ravel of grid-shaped arrays (``v.reshape(grid.shape)``
+gives the field back, ``field.ravel()`` the vector), so ``len(v) ==
+grid.size``. Axis 1 is "up" (gravity along ``-axis 1``), so the top of the
+domain is ``flags[:, -1]`` in 2-D and ``flags[:, -1, :]`` in 3-D.
+
+Only FLUID cells are unknowns. The row of a non-FLUID (SOLID or AIR) cell is
+the identity and decoupled from the rest, so the assembled matrix stays
+symmetric positive (semi-)definite; give right-hand sides that are zero there
+and the solution is zero there too (:meth:`Grid.mask` zeroes a field's
+non-FLUID cells).
+
+Stencil (one definition, used by the matrix-free kernels and by ``to_csr``)
+---------------------------------------------------------------------------
+For a FLUID cell ``c`` with face neighbours ``n``::
+
+    (L x)_c = (d_c x_c - sum_{n FLUID} x_n) / h**2,   d_c = #{n : n not SOLID}
+
+SOLID cells and a SOLID domain boundary are zero-flux (Neumann) walls; AIR
+cells (and an AIR domain boundary, ``boundary=CellType.AIR``) are Dirichlet
+``p = 0``. A connected FLUID region that touches no AIR face makes the
+operator singular, with the constant on that region in its null space.
+"""
+
+from __future__ import annotations
+
+import functools
+from enum import IntEnum
+
+import numpy as np
+import scipy.ndimage as ndi
+import scipy.sparse as sp
+
+from dcdm import kernels
+from dcdm.kernels import codes, reference
+from dcdm.solvers.nullspace import ConstantNullSpace
+
+__all__ = ["CellType", "Grid", "GridLaplacian"]
+
+
+class CellType(IntEnum):
+    """Cell codes of a flag grid."""
+
+    FLUID = codes.FLUID
+    """An unknown pressure."""
+    SOLID = codes.SOLID
+    """A wall: zero normal flux (Neumann)."""
+    AIR = codes.AIR
+    """Free surface / open boundary: Dirichlet ``p = 0``."""
+
+
+class Grid:
+    """A 2-D or 3-D grid of cell flags.
+
+    Parameters
+    ----------
+    flags : array_like of int, 2-D or 3-D
+        :class:`CellType` codes per cell. Copied; the grid is immutable.
+    spacing : float, default 1.0
+        Cell size ``h``; the operator is scaled by ``1 / h**2``.
+    boundary : CellType, default ``CellType.SOLID``
+        What lies outside the domain: SOLID (closed walls) or AIR
+        (Dirichlet on the whole boundary, the classic Poisson cube).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dcdm.problems import CellType, Grid
+    >>> flags = np.zeros((8, 8), dtype=np.int8)
+    >>> flags[:, -1] = CellType.AIR
+    >>> g = Grid(flags)
+    >>> g.n_fluid, g.is_singular
+    (56, False)
+    """
+
+    def __init__(self, flags, spacing: float = 1.0, boundary: CellType = CellType.SOLID):
+        arr = np.asarray(flags)
+        if arr.ndim not in (2, 3):
+            raise ValueError(
+                f"flags must be a 2-D or 3-D array of CellType codes, got ndim={arr.ndim} "
+                f"(shape {arr.shape})"
+            )
+        if min(arr.shape) < 1:
+            raise ValueError(f"flags must have at least one cell per axis, got shape {arr.shape}")
+        if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+            if not (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr))):
+                raise TypeError(
+                    f"flags must hold integer CellType codes, got dtype {arr.dtype}; "
+                    "build them with e.g. np.full(shape, CellType.FLUID, dtype=np.int8)"
+                )
+        valid = {int(c) for c in CellType}
+        bad = np.setdiff1d(np.unique(arr), sorted(valid))
+        if bad.size:
+            raise ValueError(
+                f"flags contain unknown cell codes {bad.tolist()[:5]}; valid codes are "
+                f"{ {c.name: int(c) for c in CellType} }"
+            )
+        spacing = float(spacing)
+        if not np.isfinite(spacing) or spacing <= 0:
+            raise ValueError(f"spacing must be a positive finite number, got {spacing}")
+        if boundary not in (CellType.SOLID, CellType.AIR):
+            raise ValueError(
+                f"boundary must be CellType.SOLID or CellType.AIR, got {boundary!r}"
+            )
+        self._flags = arr.astype(np.int8, copy=True)
+        self._flags.flags.writeable = False
+        self.spacing = spacing
+        self.boundary = CellType(boundary)
+
+    # -- basic properties -------------------------------------------------
+    @property
+    def flags(self) -> np.ndarray:
+        """Read-only ``int8`` flag array."""
+        return self._flags
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._flags.shape
+
+    @property
+    def ndim(self) -> int:
+        return self._flags.ndim
+
+    @property
+    def size(self) -> int:
+        return self._flags.size
+
+    @functools.cached_property
+    def fluid(self) -> np.ndarray:
+        """Boolean mask of FLUID cells (grid-shaped, read-only)."""
+        m = self._flags == CellType.FLUID
+        m.flags.writeable = False
+        return m
+
+    @property
+    def n_fluid(self) -> int:
+        return int(self.fluid.sum())
+
+    @functools.cached_property
+    def padded_flags(self) -> np.ndarray:
+        """Flags padded by one cell of ``boundary`` on every side (the kernels' input)."""
+        fp = np.pad(self._flags, 1, constant_values=int(self.boundary))
+        fp.flags.writeable = False
+        return fp
+
+    @functools.cached_property
+    def stencil_code(self) -> np.ndarray:
+        """Per-cell ``int8`` stencil code (see :func:`dcdm.kernels.reference.stencil_code`)."""
+        c = reference.stencil_code(self.padded_flags)
+        c.flags.writeable = False
+        return c
+
+    def __repr__(self) -> str:
+        counts = {c.name: int((self._flags == c).sum()) for c in CellType}
+        return (
+            f"Grid(shape={self.shape}, spacing={self.spacing}, boundary={self.boundary.name}, "
+            f"{counts})"
+        )
+
+    # -- fields -----------------------------------------------------------
+    def mask(self, field) -> np.ndarray:
+        """Return a copy of ``field`` (grid-shaped or raveled) with non-FLUID cells zeroed."""
+        f = np.asarray(field)
+        out = np.where(self.fluid.reshape(-1) if f.ndim == 1 else self.fluid, f, 0)
+        return out.astype(f.dtype if np.issubdtype(f.dtype, np.floating) else np.float64)
+
+    # -- connectivity and null space ----------------------------------------
+    @functools.cached_property
+    def _regions(self) -> tuple[np.ndarray, int, np.ndarray]:
+        structure = ndi.generate_binary_structure(self.ndim, 1)
+        labels, n = ndi.label(self.fluid, structure=structure)
+        air = self.padded_flags == CellType.AIR
+        near_air = ndi.binary_dilation(air, structure=structure)[(slice(1, -1),) * self.ndim]
+        touching = np.unique(labels[near_air & self.fluid])
+        open_region = np.zeros(n + 1, dtype=bool)
+        open_region[touching] = True
+        return labels, n, open_region
+
+    @property
+    def n_regions(self) -> int:
+        """Number of face-connected FLUID regions."""
+        return self._regions[1]
+
+    @functools.cached_property
+    def nullspace(self) -> ConstantNullSpace | None:
+        """The operator's null space: constants on FLUID regions that touch no AIR.
+
+        ``None`` when every FLUID region reaches an AIR cell (the operator is SPD).
+        """
+        labels, n, open_region = self._regions
+        closed = np.flatnonzero(~open_region[1:]) + 1
+        if closed.size == 0:
+            return None
+        remap = np.full(n + 1, -1, dtype=np.int64)
+        remap[closed] = np.arange(closed.size)
+        return ConstantNullSpace(remap[labels].reshape(-1))
+
+    @property
+    def is_singular(self) -> bool:
+        """True when some FLUID region touches no AIR cell (pure Neumann)."""
+        return self.nullspace is not None
+
+    # -- the operator -----------------------------------------------------
+    def laplacian(self, dtype=np.float64) -> GridLaplacian:
+        """The matrix-free pressure operator on this grid (see the module docstring)."""
+        return GridLaplacian(self, dtype)
+
+
+class GridLaplacian:
+    """Matrix-free masked 5/7-point Laplacian of a :class:`Grid`.
+
+    Implements the operator contract: ``shape``, ``dtype``, ``matvec(x, out=None)``,
+    ``diagonal()``, ``to_csr()``, ``grid`` and ``nullspace``. Vectors follow the
+    grid's vector layout (C-order ravel of the grid).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dcdm.problems import Grid
+    >>> A = Grid(np.zeros((3, 3), dtype=np.int8), boundary=2).laplacian()
+    >>> A.to_csr().toarray()[4, :].tolist()
+    [0.0, -1.0, 0.0, -1.0, 4.0, -1.0, 0.0, -1.0, 0.0]
+    """
+
+    def __init__(self, grid: Grid, dtype=np.float64):
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        self.grid = grid
+        self.dtype = dtype
+        self.shape = (grid.size, grid.size)
+        self.scale = 1.0 / grid.spacing**2
+
+    @property
+    def nullspace(self) -> ConstantNullSpace | None:
+        return self.grid.nullspace
+
+    @property
+    def support(self) -> np.ndarray:
+        """Boolean 1-D mask of the unknowns (FLUID cells); see :meth:`matvec_fluid`."""
+        return self.grid.fluid.reshape(-1)
+
+    def matvec_fluid(self, x, out=None):
+        """``A @ x`` for ``x`` that is zero off :attr:`support` (about 2x faster than
+        :meth:`matvec`; wrong for any other ``x``). The solvers use it for their
+        Krylov vectors, which live on the FLUID cells."""
+        if out is None:
+            out = np.empty_like(x) if isinstance(x, np.ndarray) else x * 0
+        kernels.laplacian_matvec_fluid(self.grid.stencil_code, x.reshape(self.grid.shape),
+                                       out.reshape(self.grid.shape), self.scale)
+        return out
+
+    def matvec(self, x, out=None):
+        """Return ``A @ x`` (``x`` 1-D of length ``grid.size``); writes into ``out`` if given."""
+        xg = x.reshape(self.grid.shape)
+        if out is None:
+            out = np.empty_like(x) if isinstance(x, np.ndarray) else x * 0
+        kernels.laplacian_matvec(self.grid.padded_flags, xg, out.reshape(self.grid.shape),
+                                 self.scale)
+        return out
+
+    def __matmul__(self, x):
+        return self.matvec(x)
+
+    def diagonal(self) -> np.ndarray:
+        """Diagonal of the operator as a 1-D array (1 on non-FLUID cells)."""
+        return reference.laplacian_diagonal(
+            self.grid.padded_flags, self.dtype, self.scale
+        ).reshape(-1)
+
+    def to_csr(self) -> sp.csr_array:
+        """Assemble the same operator as a ``scipy.sparse.csr_array``.
+
+        Built from the same padded flags and the same rule as the kernels
+        (the diagonal comes from :func:`dcdm.kernels.reference.laplacian_diagonal`);
+        the tests check ``to_csr() @ x == matvec(x)``.
+        """
+        g = self.grid
+        fp = g.padded_flags
+        ndim = g.ndim
+        n = g.size
+        idx = np.arange(n).reshape(g.shape)
+        inner = (slice(1, -1),) * ndim
+        fluid = fp[inner] == CellType.FLUID
+        rows, cols, vals = [], [], []
+        diag = self.diagonal()
+        rows.append(idx.ravel())
+        cols.append(idx.ravel())
+        vals.append(diag)
+        for axis in range(ndim):
+            for step in (-1, 1):
+                s = list(inner)
+                s[axis] = slice(1 + step, fp.shape[axis] - 1 + step)
+                nb_fluid = fp[tuple(s)] == CellType.FLUID
+                couple = fluid & nb_fluid
+                src = idx[couple]
+                dst = (np.roll(idx, -step, axis=axis))[couple]
+                rows.append(src)
+                cols.append(dst)
+                vals.append(np.full(src.size, -self.scale, dtype=self.dtype))
+        A = sp.coo_array(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+        ).tocsr()
+        A.sort_indices()
+        return A
+
+    def aslinearoperator(self):
+        """This operator as a ``scipy.sparse.linalg.LinearOperator``."""
+        from scipy.sparse.linalg import LinearOperator
+
+        return LinearOperator(self.shape, matvec=lambda v: self.matvec(np.ascontiguousarray(
+            v.reshape(-1), dtype=self.dtype)), dtype=self.dtype)
+
+    def __repr__(self) -> str:
+        return f"GridLaplacian({self.grid!r}, dtype={self.dtype})"

@@ -1,0 +1,146 @@
+"""Preconditioned conjugate gradients.
+
+Hestenes & Stiefel (1952); the preconditioned form as in Saad, *Iterative
+Methods for Sparse Linear Systems*, 2nd ed., Algorithm 9.1::
+
+    r0 = b - A x0;  z0 = M r0;  p0 = z0
+    for j = 0, 1, ...
+        alpha = (r_j . z_j) / (p_j . A p_j)
+        x_{j+1} = x_j + alpha p_j
+        r_{j+1} = r_j - alpha A p_j
+        z_{j+1} = M r_{j+1}
+        beta = (r_{j+1} . z_{j+1}) / (r_j . z_j)
+        p_{j+1} = z_{j+1} + beta p_j
+
+``M`` must be linear and SPD (otherwise use :func:`dcdm.solvers.fcg`). The
+updates of ``x`` and ``r`` and the new ``r . r`` are one fused pass
+(:func:`dcdm.kernels.cg_update`). When the recursive residual meets the
+tolerance the true residual ``b - A x`` is computed; if it does not meet it,
+it replaces ``r`` and the iteration goes on (residual replacement).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from dcdm import kernels
+
+from .precond import make_preconditioner
+from .problem import LinearProblem
+from .result import Reason, SolveResult
+
+__all__ = ["cg"]
+
+
+def cg(
+    A,
+    b,
+    x0=None,
+    *,
+    M=None,
+    rtol: float = 1e-5,
+    atol: float = 0.0,
+    maxiter: int | None = None,
+    callback: Callable[[Any], None] | None = None,
+    check: bool = False,
+    precond_options: dict | None = None,
+) -> SolveResult:
+    """Solve ``A x = b`` (``A`` SPD) by preconditioned conjugate gradients.
+
+    Parameters
+    ----------
+    A : sparse matrix, ndarray, LinearOperator or operator
+        Symmetric positive-definite (or positive semi-definite with a constant
+        null space, which is detected and projected out).
+    b : array
+        Right-hand side, 1-D (or grid-shaped for grid operators). Not modified.
+    x0 : array, optional
+        Initial guess (zeros by default). Not modified.
+    M : None, str, Preconditioner, callable or LinearOperator
+        Linear SPD preconditioner approximating ``A^{-1}``, e.g. ``"jacobi"``.
+    rtol, atol : float
+        Stop when ``||b - A x|| <= max(rtol * ||b||, atol)``.
+    maxiter : int, optional
+        Iteration limit (default ``10 * n``).
+    callback : callable, optional
+        Called as ``callback(xk)`` after every iteration; must not modify ``xk``.
+    check : bool
+        Raise :class:`~dcdm.solvers.ConvergenceError` instead of returning a
+        non-converged result.
+    precond_options : dict, optional
+        Constructor options for a preconditioner given by name.
+
+    Returns
+    -------
+    SolveResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dcdm import cg
+    >>> A = np.array([[4.0, 1.0], [1.0, 3.0]])
+    >>> res = cg(A, np.array([1.0, 2.0]), rtol=1e-10)
+    >>> res.converged, np.round(res.x, 6).tolist()
+    (True, [0.090909, 0.636364])
+    """
+    prob = LinearProblem(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter)
+    P = make_preconditioner(M, prob.A, **(precond_options or {}))
+    if P is not None and not (P.is_linear and P.is_spd):
+        raise ValueError(
+            f"M={getattr(P, 'name', M)!r} is not a linear SPD preconditioner, which CG requires; "
+            "use method='fcg' (flexible CG) or method='dcdm' for a non-linear preconditioner"
+        )
+    setup_time = P.setup_time if P is not None else 0.0
+    x, r = prob.start()
+    reason, it, hist = _iterate(prob, x, r, P, callback)
+    return prob.finish(x, reason, it, hist, setup_time=setup_time, precond=P, method="cg",
+                       check=check)
+
+
+def _iterate(prob: LinearProblem, x, r, P, callback) -> tuple[Reason, int, list[float]]:
+    xp, tol = prob.xp, prob.tol
+    rr = kernels.dot(r, r)
+    rnorm = math.sqrt(rr)
+    hist = [rnorm]
+    if not math.isfinite(rnorm):
+        return Reason.NAN_OR_INF, 0, hist
+    if rnorm <= tol:
+        return prob.converged_reason(), 0, hist
+    z = prob.precondition(P, r, None if P is None else xp.empty_like(r))
+    rz = rr if P is None else kernels.dot(r, z)
+    p = xp.asarray(z, copy=True)
+    Ap = xp.empty_like(r)
+    for it in range(1, prob.maxiter + 1):
+        if not math.isfinite(rz):
+            return Reason.NAN_OR_INF, it - 1, hist
+        if rz <= 0.0:
+            return Reason.INDEFINITE_PRECONDITIONER, it - 1, hist
+        prob.matvec(p, Ap)
+        pAp = kernels.dot(p, Ap)
+        if not math.isfinite(pAp):
+            return Reason.NAN_OR_INF, it - 1, hist
+        if pAp <= 0.0:
+            return Reason.INDEFINITE_OPERATOR, it - 1, hist
+        alpha = rz / pAp
+        rr = kernels.cg_update(x, r, p, Ap, alpha)
+        rnorm = math.sqrt(rr)
+        hist.append(rnorm)
+        if callback is not None:
+            callback(x)
+        if not math.isfinite(rnorm):
+            return Reason.NAN_OR_INF, it, hist
+        if rnorm <= tol:
+            prob.residual(x, out=r)  # residual replacement: trust only the true residual
+            rr = kernels.dot(r, r)
+            hist[-1] = math.sqrt(rr)
+            if hist[-1] <= tol:
+                return prob.converged_reason(), it, hist
+        if prob.nullspace is not None and P is None:
+            prob.project(r)
+        z = prob.precondition(P, r, z if P is not None else None)
+        rz_new = rr if P is None else kernels.dot(r, z)
+        kernels.xpby(z, rz_new / rz, p)
+        rz = rz_new
+    return Reason.MAX_ITERATIONS, prob.maxiter, hist

@@ -1,0 +1,109 @@
+"""Constant null spaces of singular (all-Neumann) Poisson-type systems.
+
+A pure-Neumann pressure region (FLUID cells that reach no AIR cell) makes the
+operator singular with the constant on that region in its null space. Krylov
+methods still converge on such systems if the right-hand side is consistent
+(orthogonal to the null space) and the iterates are kept orthogonal to it:
+:class:`ConstantNullSpace` does that projection, one region at a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+__all__ = ["ConstantNullSpace", "detect_nullspace"]
+
+
+class ConstantNullSpace:
+    """Null space spanned by the indicator vectors of disjoint index sets.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (n,)
+        ``labels[i] = k >= 0`` puts unknown ``i`` in region ``k``; ``-1`` means
+        the unknown is in no singular region.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ns = ConstantNullSpace(np.array([0, 0, -1, 1, 1]))
+    >>> ns.project(np.array([1.0, 3.0, 5.0, 2.0, 2.0])).tolist()
+    [-1.0, 1.0, 5.0, 0.0, 0.0]
+    """
+
+    def __init__(self, labels: np.ndarray):
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        self.labels = labels
+        self.n_regions = int(labels.max()) + 1 if labels.size else 0
+        if self.n_regions < 1:
+            raise ValueError("labels must name at least one region (a label >= 0)")
+        self._inside = labels >= 0
+        self._counts = np.bincount(labels[self._inside], minlength=self.n_regions)
+        self._single = bool(self._inside.all()) and self.n_regions == 1
+
+    @property
+    def dimension(self) -> int:
+        """Number of independent null vectors (one per region)."""
+        return self.n_regions
+
+    def means(self, v) -> np.ndarray:
+        """Mean of ``v`` over each region."""
+        v = np.asarray(v)
+        sums = np.bincount(self.labels[self._inside], weights=v[self._inside],
+                           minlength=self.n_regions)
+        return sums / self._counts
+
+    def project(self, v, out=None):
+        """Return ``v`` minus its mean on each region (``out`` may be ``v``)."""
+        if out is None:
+            out = v.copy()
+        elif out is not v:
+            out[...] = v
+        if self._single:
+            out -= out.mean()
+            return out
+        m = self.means(out)
+        out[self._inside] -= m[self.labels[self._inside]].astype(out.dtype, copy=False)
+        return out
+
+    def residual(self, v) -> float:
+        """Norm of the component of ``v`` in the null space (0 for a consistent ``v``)."""
+        m = self.means(v)
+        return float(np.sqrt(np.sum(m**2 * self._counts)))
+
+    def __repr__(self) -> str:
+        return f"ConstantNullSpace(regions={self.n_regions}, size={int(self._inside.sum())})"
+
+
+def detect_nullspace(A: sp.sparray | sp.spmatrix, rtol: float = 1e-12) -> ConstantNullSpace | None:
+    """Find constant null vectors of a graph-Laplacian-like sparse matrix.
+
+    A connected component (in the graph of ``A``) whose every row sums to zero,
+    to ``rtol`` times the largest diagonal entry, carries the constant in the
+    null space. This covers the pure-Neumann pressure matrices of fluid codes;
+    it finds no other kind of null vector.
+
+    Returns
+    -------
+    ConstantNullSpace or None
+        ``None`` when no such component exists.
+    """
+    A = sp.csr_array(A)
+    rowsum = np.abs(np.asarray(A.sum(axis=1)).ravel())
+    scale = max(float(np.abs(A.diagonal()).max(initial=0.0)), np.finfo(float).tiny)
+    zero = rowsum <= rtol * scale
+    # isolated rows with a zero diagonal are not a constant null vector a solver can use
+    if not zero.any():
+        return None
+    n, comp = connected_components(A, directed=False)
+    bad = np.bincount(comp, weights=~zero, minlength=n) > 0
+    empty_rows = np.diff(A.indptr) == 0
+    bad |= np.bincount(comp, weights=empty_rows, minlength=n) > 0
+    singular = np.flatnonzero(~bad)
+    if singular.size == 0:
+        return None
+    remap = np.full(n, -1, dtype=np.int64)
+    remap[singular] = np.arange(singular.size)
+    return ConstantNullSpace(remap[comp])

@@ -1,0 +1,187 @@
+"""The operator contract and :func:`as_operator`.
+
+An operator has ``shape``, ``dtype`` and ``matvec(x, out=None)``; optionally
+``diagonal()``, ``to_csr()``, ``grid`` and ``nullspace``. SciPy sparse
+matrices/arrays, dense arrays and ``scipy.sparse.linalg.LinearOperator`` are
+wrapped; objects that already follow the contract (the grid operators of
+:mod:`dcdm.problems`) pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator
+
+from .nullspace import ConstantNullSpace, detect_nullspace
+
+__all__ = ["DenseOperator", "Operator", "SparseOperator", "WrappedLinearOperator", "as_operator"]
+
+
+@runtime_checkable
+class Operator(Protocol):
+    """What a solver needs from ``A``."""
+
+    shape: tuple[int, int]
+    dtype: np.dtype
+
+    def matvec(self, x: Any, out: Any = None) -> Any: ...
+
+
+def _check_square(shape, what: str = "A") -> None:
+    if len(shape) != 2:
+        raise ValueError(f"{what} must be 2-D (an n x n operator), got shape {shape}")
+    if shape[0] != shape[1]:
+        raise ValueError(
+            f"{what} must be square, got shape {shape}; for least-squares problems solve the "
+            "normal equations A.T @ A x = A.T @ b instead"
+        )
+    if shape[0] < 1:
+        raise ValueError(f"{what} must have at least one row, got shape {shape}")
+
+
+def _real_dtype(dtype: np.dtype, what: str = "A") -> np.dtype:
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(
+            f"{what} has complex dtype {dtype}; dcdm solves real symmetric positive-definite "
+            "systems only (split a Hermitian system into its real 2n x 2n form)"
+        )
+    if dtype in (np.float32, np.float64):
+        return dtype
+    if dtype.kind in "biuf":
+        return np.dtype(np.float64)
+    raise TypeError(f"{what} must have a real floating dtype, got {dtype}")
+
+
+def _check_finite(values: np.ndarray, what: str = "A") -> None:
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{what} contains NaN or Inf entries; fix the assembly before solving")
+
+
+class SparseOperator:
+    """A SciPy sparse matrix as an operator (stored as CSR)."""
+
+    def __init__(self, A):
+        _check_square(A.shape)
+        dtype = _real_dtype(A.dtype)
+        # a private copy: later steps (sorting indices, factorising) must never touch the caller's
+        self.A = sp.csr_array(A, dtype=dtype, copy=True)
+        _check_finite(self.A.data)
+        self.shape = self.A.shape
+        self.dtype = dtype
+
+    def matvec(self, x, out=None):
+        y = self.A @ x
+        if out is None:
+            return y
+        out[...] = y
+        return out
+
+    def diagonal(self) -> np.ndarray:
+        return self.A.diagonal()
+
+    def to_csr(self) -> sp.csr_array:
+        return self.A
+
+    @functools.cached_property
+    def nullspace(self) -> ConstantNullSpace | None:
+        return detect_nullspace(self.A)
+
+
+class DenseOperator:
+    """A dense 2-D NumPy array as an operator."""
+
+    def __init__(self, A):
+        A = np.asarray(A)
+        _check_square(A.shape)
+        dtype = _real_dtype(A.dtype)
+        self.A = np.array(A, dtype=dtype, copy=True)
+        _check_finite(self.A)
+        self.shape = self.A.shape
+        self.dtype = dtype
+
+    def matvec(self, x, out=None):
+        if out is None:
+            return self.A @ x
+        np.matmul(self.A, x, out=out)
+        return out
+
+    def diagonal(self) -> np.ndarray:
+        return np.diagonal(self.A).copy()
+
+    def to_csr(self) -> sp.csr_array:
+        return sp.csr_array(self.A)
+
+    @functools.cached_property
+    def nullspace(self) -> ConstantNullSpace | None:
+        return detect_nullspace(sp.csr_array(self.A))
+
+
+class WrappedLinearOperator:
+    """A ``scipy.sparse.linalg.LinearOperator`` as an operator (no diagonal, no CSR)."""
+
+    nullspace = None
+
+    def __init__(self, A: LinearOperator):
+        _check_square(A.shape)
+        self.A = A
+        self.shape = A.shape
+        self.dtype = _real_dtype(A.dtype if A.dtype is not None else np.float64)
+
+    def matvec(self, x, out=None):
+        y = np.asarray(self.A.matvec(x)).reshape(-1)
+        if out is None:
+            return y.astype(x.dtype, copy=False)
+        out[...] = y
+        return out
+
+
+def as_operator(A) -> Any:
+    """Wrap ``A`` so that it follows the operator contract.
+
+    Parameters
+    ----------
+    A : scipy sparse matrix/array, ndarray, LinearOperator, or operator
+        The system matrix. Never modified.
+
+    Returns
+    -------
+    Operator
+        ``A`` itself if it already has ``shape``, ``dtype`` and ``matvec``
+        (and is not a SciPy ``LinearOperator``), otherwise a wrapper.
+
+    Raises
+    ------
+    TypeError
+        Unsupported type or complex dtype.
+    ValueError
+        Not square, or NaN/Inf entries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dcdm.solvers import as_operator
+    >>> op = as_operator(np.array([[2.0, -1.0], [-1.0, 2.0]]))
+    >>> op.matvec(np.ones(2)).tolist()
+    [1.0, 1.0]
+    """
+    if sp.issparse(A):
+        return SparseOperator(A)
+    if isinstance(A, LinearOperator):
+        return WrappedLinearOperator(A)
+    if isinstance(A, np.ndarray) or isinstance(A, np.matrix):
+        return DenseOperator(A)
+    if hasattr(A, "matvec") and hasattr(A, "shape") and hasattr(A, "dtype"):
+        _check_square(tuple(A.shape))
+        _real_dtype(A.dtype)
+        return A
+    if isinstance(A, (list, tuple)):
+        return DenseOperator(np.asarray(A))
+    raise TypeError(
+        f"A must be a scipy sparse matrix, a dense 2-D array, a scipy LinearOperator or an "
+        f"object with shape, dtype and matvec(x, out=None); got {type(A).__name__}"
+    )

@@ -1,0 +1,234 @@
+"""The preconditioner contract, the trivial preconditioners, and the name registry.
+
+A preconditioner approximates ``A^{-1}``. It has two phases, ``build(A)``
+(setup, timed separately by :func:`dcdm.solve`) and ``apply(r, out=None)``,
+and declares ``is_linear`` and ``is_spd``: :func:`dcdm.solvers.cg` needs both,
+:func:`dcdm.solvers.fcg` neither.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.linalg import LinearOperator
+
+__all__ = [
+    "PRECONDITIONERS",
+    "FunctionPreconditioner",
+    "Identity",
+    "Jacobi",
+    "Preconditioner",
+    "make_preconditioner",
+]
+
+
+class Preconditioner:
+    """Base class: subclasses implement :meth:`_build` and :meth:`apply`.
+
+    Attributes
+    ----------
+    is_linear, is_spd : bool
+        Whether ``apply`` is a linear map, and a symmetric positive-definite one.
+    preserves_support : bool
+        Whether ``apply`` keeps vectors zero off a grid operator's FLUID cells.
+    setup_time : float
+        Seconds the last :meth:`build` took.
+    """
+
+    name: str = "preconditioner"
+    is_linear: bool = True
+    is_spd: bool = True
+    #: ``apply`` maps vectors that vanish off a grid operator's support (its FLUID
+    #: cells) to such vectors; otherwise the solver zeroes those entries after it
+    preserves_support: bool = False
+
+    def __init__(self) -> None:
+        self.setup_time = 0.0
+        self.built = False
+
+    def build(self, A) -> Preconditioner:
+        """Set up for operator ``A`` (already passed through :func:`as_operator`); returns self."""
+        t0 = time.perf_counter()
+        self._build(A)
+        self.setup_time = time.perf_counter() - t0
+        self.built = True
+        return self
+
+    def _build(self, A) -> None:  # pragma: no cover - trivial default
+        pass
+
+    def apply(self, r, out=None):
+        """Return ``M r`` (an approximation of ``A^{-1} r``); never modifies ``r``."""
+        raise NotImplementedError
+
+    def __call__(self, r):
+        return self.apply(r)
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Setup time and memory figures, merged into ``SolveResult.stats``."""
+        return {"preconditioner": self.name, "precond_setup_time": self.setup_time}
+
+
+class Identity(Preconditioner):
+    """No preconditioning: ``M r = r``."""
+
+    name = "none"
+    preserves_support = True
+
+    def apply(self, r, out=None):
+        if out is None:
+            return r.copy() if hasattr(r, "copy") else r * 1
+        out[...] = r
+        return out
+
+
+def _same_namespace(ref: np.ndarray, r):
+    """``ref`` as an array of ``r``'s kind (copied to its device once)."""
+    if isinstance(r, np.ndarray):
+        return ref
+    from array_api_compat import array_namespace, device
+
+    xp = array_namespace(r)
+    return xp.asarray(ref, device=device(r))
+
+
+class Jacobi(Preconditioner):
+    """Diagonal scaling ``M r = r / diag(A)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dcdm.solvers import as_operator
+    >>> M = Jacobi().build(as_operator(np.diag([2.0, 4.0])))
+    >>> M.apply(np.ones(2)).tolist()
+    [0.5, 0.25]
+    """
+
+    name = "jacobi"
+    preserves_support = True
+
+    def _build(self, A) -> None:
+        if not hasattr(A, "diagonal"):
+            raise TypeError(
+                f"M='jacobi' needs the operator's diagonal; {type(A).__name__} has no diagonal(). "
+                "Pass a sparse matrix or a grid operator, or choose another preconditioner"
+            )
+        d = np.asarray(A.diagonal(), dtype=A.dtype)
+        if not np.all(d > 0):
+            raise ValueError(
+                "M='jacobi' needs a positive diagonal (an SPD matrix has one); "
+                f"found {int(np.sum(~(d > 0)))} entries <= 0"
+            )
+        self._inv = (1.0 / d).astype(A.dtype)
+        self._cache: dict[type, Any] = {}
+
+    def apply(self, r, out=None):
+        inv = self._cache.get(type(r))
+        if inv is None:
+            inv = self._cache[type(r)] = _same_namespace(self._inv, r)
+        if out is None:
+            return r * inv
+        if isinstance(out, np.ndarray):
+            np.multiply(r, inv, out=out)
+        else:
+            out[...] = r * inv
+        return out
+
+
+class FunctionPreconditioner(Preconditioner):
+    """A callable, LinearOperator, sparse matrix or dense array used as ``M`` (applies ``M @ r``).
+
+    Parameters
+    ----------
+    M : callable or LinearOperator or sparse/dense matrix
+        The action of the approximate inverse.
+    is_linear, is_spd : bool, default True
+        What the caller promises about ``M`` (as SciPy, it is trusted; a broken
+        promise shows up as ``Reason.INDEFINITE_PRECONDITIONER``).
+    """
+
+    name = "user"
+
+    def __init__(self, M, *, is_linear: bool = True, is_spd: bool = True):
+        super().__init__()
+        if sp.issparse(M) or isinstance(M, np.ndarray):
+            mat = M
+            self._fn = lambda r: mat @ r
+        elif isinstance(M, LinearOperator):
+            self._fn = M.matvec
+        elif callable(M):
+            self._fn = M
+        else:
+            raise TypeError(
+                f"M must be a preconditioner name, a Preconditioner, a callable, a "
+                f"LinearOperator or a matrix; got {type(M).__name__}"
+            )
+        self.is_linear = is_linear
+        self.is_spd = is_spd
+
+    def apply(self, r, out=None):
+        z = self._fn(r)
+        if isinstance(r, np.ndarray):
+            z = np.asarray(z, dtype=r.dtype).reshape(r.shape)
+        if out is None:
+            return z
+        out[...] = z
+        return out
+
+
+# name -> "module:Class" (loaded on first use, so optional dependencies stay optional)
+PRECONDITIONERS: dict[str, str] = {
+    "none": "dcdm.solvers.precond.base:Identity",
+    "jacobi": "dcdm.solvers.precond.base:Jacobi",
+}
+
+
+def make_preconditioner(M, A, **options) -> Preconditioner | None:
+    """Turn the ``M`` argument of a solver into a built :class:`Preconditioner`.
+
+    Parameters
+    ----------
+    M : None, str, Preconditioner, callable, LinearOperator or matrix
+        ``None`` means no preconditioner. A string names a registered
+        preconditioner (``sorted(PRECONDITIONERS)``); a :class:`Preconditioner`
+        instance is built on ``A`` unless already built; anything else is
+        wrapped in :class:`FunctionPreconditioner`.
+    A : Operator
+        The system operator.
+    **options
+        Passed to the registered preconditioner's constructor.
+    """
+    if M is None:
+        return None
+    if isinstance(M, str):
+        key = M.lower()
+        if key not in PRECONDITIONERS:
+            raise ValueError(
+                f"M={M!r} is not a known preconditioner; choose one of {sorted(PRECONDITIONERS)} "
+                "or pass a callable / LinearOperator / Preconditioner"
+            )
+        module, cls = PRECONDITIONERS[key].split(":")
+        klass = getattr(importlib.import_module(module), cls)
+        accepted = inspect.signature(klass).parameters
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise TypeError(
+                f"M={M!r} got unexpected keyword argument(s) {unknown}; it accepts "
+                f"{sorted(accepted) or 'no options'}"
+            )
+        return klass(**options).build(A)
+    if options:
+        raise TypeError(
+            f"preconditioner options {sorted(options)} only apply when M is a name, "
+            f"not a {type(M).__name__}"
+        )
+    if isinstance(M, Preconditioner):
+        return M if M.built else M.build(A)
+    P = FunctionPreconditioner(M)
+    return P.build(A)

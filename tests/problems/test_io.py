@@ -1,0 +1,282 @@
+"""Tests of :mod:`dcdm.problems.io`: ``.npz`` and Matrix Market round trips, safe loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+
+from dcdm.problems import CellType, Grid, GridLaplacian, gallery, io, rhs, scenes
+from dcdm.solvers import as_operator
+
+
+class _Payload:
+    """Pickles to a call that creates ``marker``: proof of code execution if ever unpickled."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def _spd_matrix(rng, n: int = 12) -> sp.csr_array:
+    M = sp.random(n, n, density=0.3, random_state=np.random.default_rng(rng.integers(1 << 31)))
+    M = sp.csr_array(M + M.T)
+    return sp.csr_array(M + sp.diags_array(np.abs(M).sum(axis=1) + 1.0))
+
+
+def _same_sparse(a, b) -> None:
+    a, b = sp.csr_array(a), sp.csr_array(b)
+    assert a.shape == b.shape
+    assert (a != b).nnz == 0
+
+
+# -- .npz: grid problems ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "grid",
+    [
+        scenes.smoke((12, 10, 9), obstacles=3, seed=2, spacing=0.25),
+        scenes.smoke((16, 12), obstacles=2, seed=1, open_top=False),
+        Grid(np.zeros((5, 6), dtype=np.int8), spacing=2.0, boundary=CellType.AIR),
+    ],
+    ids=["smoke3d", "closed2d", "poisson_air"],
+)
+def test_npz_round_trip_grid(tmp_path, rng, grid, dtype):
+    A = grid.laplacian(dtype)
+    b, x = rhs.manufactured(A, seed=5, kind="random")
+    path = tmp_path / "grid.npz"
+    io.save(path, A, b, x)
+    assert path.exists()
+    assert not path.with_name("grid.npz.tmp").exists()
+    p = io.load(path)
+    assert isinstance(p, io.Problem)
+    assert p.source == str(path)
+    assert isinstance(p.A, GridLaplacian)
+    assert p.grid is p.A.grid
+    assert_array_equal(p.grid.flags, grid.flags)
+    assert p.grid.spacing == grid.spacing
+    assert p.grid.boundary is grid.boundary
+    assert p.b.dtype == b.dtype and p.x.dtype == x.dtype
+    assert_array_equal(p.b, b)
+    assert_array_equal(p.x, x)
+    assert p.A.dtype == A.dtype
+    assert p.A.shape == A.shape
+    v = rng.standard_normal(A.shape[0]).astype(dtype)
+    assert_array_equal(p.A.matvec(v), A.matvec(v))
+    _same_sparse(p.A.to_csr(), A.to_csr())
+    assert p.grid.is_singular == grid.is_singular
+
+
+def test_npz_round_trip_without_x(tmp_path):
+    A, b = gallery.poisson((8, 8))
+    io.save(tmp_path / "p.npz", A, b)
+    p = io.load(str(tmp_path / "p.npz"))
+    assert p.x is None
+    assert p.A.shape == (64, 64)
+    assert_array_equal(p.b, b)
+
+
+def test_npz_save_overwrites(tmp_path):
+    path = tmp_path / "p.npz"
+    A, b = gallery.poisson((6, 6), seed=0)
+    io.save(path, A, b)
+    A2, b2 = gallery.poisson((5, 5), seed=1)
+    io.save(path, A2, b2)
+    p = io.load(path)
+    assert p.A.shape == (25, 25)
+    assert_array_equal(p.b, b2)
+
+
+def test_save_does_not_modify_inputs(tmp_path, rng):
+    C = _spd_matrix(rng)
+    data = C.data.copy()
+    b = rng.standard_normal(C.shape[0])
+    b_before = b.copy()
+    io.save(tmp_path / "c.npz", C, b)
+    assert_array_equal(C.data, data)
+    assert_array_equal(b, b_before)
+
+
+# -- .npz: matrix problems ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind", ["csr_array", "csr_matrix", "coo_array", "dense", "sparse_operator"]
+)
+def test_npz_round_trip_csr(tmp_path, rng, kind):
+    C = _spd_matrix(rng)
+    A = {
+        "csr_array": C,
+        "csr_matrix": sp.csr_matrix(C),
+        "coo_array": sp.coo_array(C),
+        "dense": C.toarray(),
+        "sparse_operator": as_operator(C),
+    }[kind]
+    b = rng.standard_normal(C.shape[0])
+    x = rng.standard_normal(C.shape[0])
+    io.save(tmp_path / "m.npz", A, b, x)
+    p = io.load(tmp_path / "m.npz")
+    assert p.grid is None
+    assert p.A.shape == C.shape
+    out = p.A.to_csr()
+    assert sp.issparse(out)
+    _same_sparse(out, C)
+    assert_array_equal(p.b, b)
+    assert_array_equal(p.x, x)
+    assert_allclose(p.A.matvec(x), C @ x, rtol=1e-14)
+
+
+# -- .npz: errors and safety ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["p.mtx", "p", "p.npz.gz", "p.NPZ", "p.npy"])
+def test_save_rejects_wrong_suffix(tmp_path, name):
+    A, b = gallery.poisson((4, 4))
+    with pytest.raises(ValueError, match=r"path must end in \.npz"):
+        io.save(tmp_path / name, A, b)
+    assert not (tmp_path / name).exists()
+
+
+def test_save_rejects_wrong_sizes(tmp_path):
+    A, b = gallery.poisson((4, 4))
+    with pytest.raises(ValueError, match="b has 5 entries but A has 16 rows"):
+        io.save(tmp_path / "p.npz", A, np.ones(5))
+    with pytest.raises(ValueError, match="x has 3 entries but A has 16 rows"):
+        io.save(tmp_path / "p.npz", A, b, np.ones(3))
+    with pytest.raises(ValueError, match="b has 7 entries but A has 6 rows"):
+        io.save(tmp_path / "p.npz", sp.csr_array(sp.eye(6)), np.ones(7))
+    assert not (tmp_path / "p.npz").exists()
+
+
+@pytest.mark.parametrize("name", ["missing.npz", "missing.mtx", "missing.txt"])
+def test_load_missing_file(tmp_path, name):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        io.load(tmp_path / name)
+
+
+@pytest.mark.parametrize("name", ["system.txt", "system.npy", "system", "system.mat"])
+def test_load_unknown_suffix(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"not a system")
+    with pytest.raises(ValueError, match=r"expected a \.npz or \.mtx file"):
+        io.load(path)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "fmt"),
+    [
+        ({"b": np.ones(3)}, "''"),
+        ({"b": np.ones(3), "format": np.array("dcdm-grid-0")}, "'dcdm-grid-0'"),
+        ({"b": np.ones(3), "format": np.array("something else")}, "'something else'"),
+    ],
+)
+def test_load_npz_without_dcdm_format(tmp_path, arrays, fmt):
+    path = tmp_path / "foreign.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=rf"is not a dcdm \.npz system \(its 'format' is {fmt}\)"):
+        io.load(path)
+
+
+def test_load_foreign_npz_without_b(tmp_path):
+    path = tmp_path / "foreign.npz"
+    np.savez(path, a=np.arange(4))
+    with pytest.raises(ValueError, match=r"is not a dcdm \.npz system"):
+        io.load(path)
+
+
+@pytest.mark.parametrize("key", ["format", "b", "flags"])
+def test_load_npz_never_unpickles(tmp_path, key):
+    marker = tmp_path / "pwned"
+    A, b = gallery.poisson((4, 4))
+    arrays = {
+        "format": np.array("dcdm-grid-1"),
+        "flags": A.grid.flags,
+        "spacing": np.array(1.0),
+        "boundary": np.array(int(CellType.AIR)),
+        "b": b,
+    }
+    arrays[key] = np.array([_Payload(marker)], dtype=object)
+    path = tmp_path / "evil.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="Object arrays cannot be loaded when allow_pickle=False"):
+        io.load(path)
+    assert not marker.exists()
+    # positive control: the payload really runs when unpickled, so the check above means something
+    with np.load(path, allow_pickle=True) as z:
+        z[key]
+    assert marker.exists()
+
+
+# -- Matrix Market --------------------------------------------------------------------------
+
+
+def test_matrix_market_round_trip_with_b(tmp_path, rng):
+    A, _ = gallery.smoke((10, 9), obstacles=2, seed=3)
+    b = rng.standard_normal(A.shape[0])
+    path = tmp_path / "smoke.mtx"
+    io.write_matrix_market(path, A, b)
+    assert path.exists()
+    assert (tmp_path / "smoke_b.mtx").exists()
+    for p in (io.load(path), io.read_matrix_market(str(path))):
+        assert p.grid is None
+        assert p.x is None
+        assert p.source == str(path)
+        _same_sparse(p.A.to_csr(), A.to_csr())
+        assert_array_equal(p.b, b)
+        v = rng.standard_normal(A.shape[0])
+        assert_allclose(p.A.matvec(v), A.matvec(v), rtol=1e-14, atol=1e-14)
+
+
+def test_matrix_market_round_trip_without_b(tmp_path, rng):
+    C = _spd_matrix(rng, 15)
+    path = tmp_path / "m.mtx"
+    io.write_matrix_market(path, C)
+    assert not (tmp_path / "m_b.mtx").exists()
+    p = io.load(path)
+    _same_sparse(p.A.to_csr(), C)
+    assert p.b.shape == (15,)
+    assert_array_equal(p.b, 1.0)
+
+
+def test_matrix_market_writes_sparse_symmetric_file(tmp_path, rng):
+    C = _spd_matrix(rng, 10)
+    path = tmp_path / "m.mtx"
+    io.write_matrix_market(path, C)
+    header = path.read_text().splitlines()[0]
+    assert header.startswith("%%MatrixMarket matrix coordinate")
+    assert header.endswith("symmetric")
+
+
+@pytest.mark.parametrize("name", ["m.npz", "m.txt", "m"])
+def test_write_matrix_market_rejects_wrong_suffix(tmp_path, rng, name):
+    with pytest.raises(ValueError, match=r"path must end in \.mtx"):
+        io.write_matrix_market(tmp_path / name, _spd_matrix(rng))
+    assert not (tmp_path / name).exists()
+
+
+def test_matrix_market_non_symmetric_is_kept_or_refused(tmp_path):
+    C = sp.csr_array(np.array([[2.0, 1.0], [0.0, 3.0]]))
+    path = tmp_path / "ns.mtx"
+    try:
+        io.write_matrix_market(path, C)
+    except ValueError as err:
+        assert "symmetric" in str(err)
+        return
+    _same_sparse(io.load(path).A.to_csr(), C)
+
+
+def test_save_linear_operator_is_a_clear_type_error(tmp_path):
+    from scipy.sparse.linalg import aslinearoperator
+
+    L = aslinearoperator(np.eye(3))
+    with pytest.raises(TypeError, match="cannot be assembled into a matrix"):
+        io.save(tmp_path / "a.npz", L, np.ones(3))
+    with pytest.raises(TypeError, match="cannot be assembled into a matrix"):
+        io.write_matrix_market(tmp_path / "a.mtx", L)
