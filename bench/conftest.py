@@ -25,6 +25,8 @@ def record(benchmark, key: str, **extra) -> None:
     stats = benchmark.stats
     if stats is not None:
         MEDIANS[key] = stats.stats.median
+        if "bytes" in extra:
+            benchmark.extra_info["GB/s"] = extra["bytes"] / stats.stats.median / 1e9
 
 
 @pytest.fixture
