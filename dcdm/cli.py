@@ -35,7 +35,7 @@ def _combinations(method: str, precond: str | None) -> list[tuple[str, str | Non
     from dcdm.solvers import METHODS, PRECONDITIONERS
 
     if method != "all":
-        return [(method, precond)]
+        return [(method, precond or "auto")]
     combos: list[tuple[str, str | None]] = []
     for m in sorted(METHODS):
         for p in sorted(PRECONDITIONERS, key=lambda k: (k != "none", k)):
@@ -79,7 +79,7 @@ def cmd_solve(args) -> int:
         res = dcdm.solve(A, b, method=method, M=precond, rtol=args.rtol, atol=args.atol,
                          maxiter=args.maxiter)
         status |= 0 if res.converged else 1
-        rows.append({"method": method, "M": precond or "none", "iters": res.iterations,
+        rows.append({"method": method, "M": res.stats["preconditioner"], "iters": res.iterations,
                      "reason": res.reason.name, "||b-Ax||/||b||": res.residual_norm / bnorm,
                      "setup s": res.setup_time, "solve s": res.solve_time,
                      "total s": res.setup_time + res.solve_time})
@@ -117,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dtype", default="float64", choices=["float32", "float64"])
     s.add_argument("--method", default="cg", choices=[*sorted(METHODS), "all"],
                    help="Krylov method, or 'all' for a comparison table")
-    s.add_argument("--precond", "-M", default=None, choices=sorted(PRECONDITIONERS),
-                   help="preconditioner (with --method all: only this one)")
+    s.add_argument("--precond", "-M", default=None, choices=["auto", *sorted(PRECONDITIONERS)],
+                   help="preconditioner (default auto: mg on grids; with --method all: only "
+                   "this one)")
     s.add_argument("--rtol", type=float, default=1e-6)
     s.add_argument("--atol", type=float, default=0.0)
     s.add_argument("--maxiter", type=int, default=None)

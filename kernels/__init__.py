@@ -36,7 +36,7 @@ import numpy as np
 from . import reference
 
 __all__ = ["available_backends", "axpy", "cg_update", "dot", "laplacian_matvec",
-    "laplacian_matvec_fluid", "select", "xpby"]
+    "laplacian_matvec_fluid", "mg_backend", "select", "xpby"]
 
 _MODULES = {"numpy": "dcdm.kernels.reference", "numba": "dcdm.kernels.cpu"}
 
@@ -80,6 +80,14 @@ def select(x, backend: str | None = None) -> ModuleType:
         mod = _load("numba")
         if mod is not None:
             return mod
+    return reference
+
+
+def mg_backend(x=None) -> ModuleType:
+    """The module with the multigrid kernels (``rbgs_sweep``, ``residual_restrict``,
+    ``prolong_add``): Numba when available (and not forced off), else the reference."""
+    if os.environ.get("DCDM_KERNELS", "") != "numpy" and _load("numba") is not None:
+        return importlib.import_module("dcdm.kernels.cpu_mg")
     return reference
 
 

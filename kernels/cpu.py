@@ -17,11 +17,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from ._jit import kernel
 from .codes import FLUID, SOLID
 
 __all__ = ["axpy", "cg_update", "dot", "laplacian_matvec", "laplacian_matvec_fluid", "xpby"]
 
-_OPTS = dict(parallel=True, cache=True, nogil=True, boundscheck=False)
 
 
 @nb.njit(inline="always")
@@ -83,7 +83,7 @@ def _masked3(fp, x, i, j, k, scale):
     return v if fp[i + 1, j + 1, k + 1] == FLUID else x[i, j, k]
 
 
-@nb.njit(**_OPTS)
+@kernel
 def _matvec2(fp, x, out, scale):
     n0, n1 = x.shape
     for i in nb.prange(n0):
@@ -91,7 +91,7 @@ def _matvec2(fp, x, out, scale):
             out[i, j] = _cell2(fp, x, i, j, scale)
 
 
-@nb.njit(**_OPTS)
+@kernel
 def _matvec3(fp, x, out, scale):
     n0, n1, n2 = x.shape
     for i in nb.prange(n0):
@@ -110,9 +110,9 @@ def laplacian_matvec(fp: np.ndarray, x: np.ndarray, out: np.ndarray, scale: floa
     """Numba version of :func:`dcdm.kernels.reference.laplacian_matvec`."""
     s = x.dtype.type(scale)
     if x.ndim == 3:
-        _matvec3(fp, x, out, s)
+        _matvec3(x.size)(fp, x, out, s)
     else:
-        _matvec2(fp, x, out, s)
+        _matvec2(x.size)(fp, x, out, s)
     return out
 
 
@@ -150,7 +150,7 @@ def _fluid_row_interior(code, xc, xa, xb, xd, xe, out, scale):
     out[n - 1] = scale * (max(c, 0) * xc[n - 1] - (c >= 0) * s)
 
 
-@nb.njit(**_OPTS)
+@kernel
 def _fluid_matvec3(code, x, out, scale):
     n0, n1, n2 = x.shape
     zero = np.zeros(n2, dtype=x.dtype)
@@ -176,7 +176,7 @@ def _fluid_matvec3(code, x, out, scale):
                 out[i, j, k] = scale * (max(c, 0) * x[i, j, k] - (c >= 0) * s)
 
 
-@nb.njit(**_OPTS)
+@kernel
 def _fluid_matvec2(code, x, out, scale):
     n0, n1 = x.shape
     zero = np.zeros(n1, dtype=x.dtype)
@@ -191,13 +191,13 @@ def laplacian_matvec_fluid(code: np.ndarray, x: np.ndarray, out: np.ndarray,
     """Numba version of :func:`dcdm.kernels.reference.laplacian_matvec_fluid`."""
     s = x.dtype.type(scale)
     if x.ndim == 3:
-        _fluid_matvec3(code, x, out, s)
+        _fluid_matvec3(x.size)(code, x, out, s)
     else:
-        _fluid_matvec2(code, x, out, s)
+        _fluid_matvec2(x.size)(code, x, out, s)
     return out
 
 
-@nb.njit(**_OPTS)
+@kernel
 def _cg_update(x, r, p, Ap, alpha):
     n = x.shape[0]
     acc = 0.0
@@ -209,7 +209,7 @@ def _cg_update(x, r, p, Ap, alpha):
     return acc
 
 
-@nb.njit(**_OPTS)
+@kernel
 def _xpby(z, beta, p):
     for i in nb.prange(p.shape[0]):
         p[i] = z[i] + beta * p[i]
@@ -217,16 +217,16 @@ def _xpby(z, beta, p):
 
 def cg_update(x: np.ndarray, r: np.ndarray, p: np.ndarray, Ap: np.ndarray, alpha: float) -> float:
     """Fused ``x += alpha p; r -= alpha Ap; return r . r`` in one pass."""
-    return float(_cg_update(x, r, p, Ap, x.dtype.type(alpha)))
+    return float(_cg_update(x.size)(x, r, p, Ap, x.dtype.type(alpha)))
 
 
 def xpby(z: np.ndarray, beta: float, p: np.ndarray) -> np.ndarray:
     """``p = z + beta p`` in place, one pass."""
-    _xpby(z, p.dtype.type(beta), p)
+    _xpby(p.size)(z, p.dtype.type(beta), p)
     return p
 
 
-@nb.njit(**_OPTS)
+@kernel
 def _dot(x, y):
     acc = 0.0
     for i in nb.prange(x.shape[0]):
@@ -241,10 +241,10 @@ def dot(x: np.ndarray, y: np.ndarray) -> float:
     Numba's thread pools inside one iteration makes both spin against each
     other (measured: a 64^3 CG iteration went from 0.6 ms to 11 ms).
     """
-    return float(_dot(x, y))
+    return float(_dot(x.size)(x, y))
 
 
-@nb.njit(**_OPTS)
+@kernel
 def _axpy(alpha, x, y):
     for i in nb.prange(y.shape[0]):
         y[i] += alpha * x[i]
@@ -252,5 +252,5 @@ def _axpy(alpha, x, y):
 
 def axpy(alpha: float, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``y += alpha x`` in place, one pass."""
-    _axpy(y.dtype.type(alpha), x, y)
+    _axpy(y.size)(y.dtype.type(alpha), x, y)
     return y

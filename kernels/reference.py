@@ -129,3 +129,67 @@ def axpy(alpha: float, x, y):
     """``y += alpha x`` in place; returns ``y``."""
     y += alpha * x
     return y
+
+
+# -- multigrid (3-D arrays; a 2-D grid is run as n0 x n1 x 1 with SOLID k-padding) ------------
+
+
+def _neighbour_sum(x: np.ndarray) -> np.ndarray:
+    """Sum of the 2*ndim face neighbours of every cell, zero outside the array."""
+    xp = np.pad(x, 1)
+    acc = np.zeros_like(x)
+    for s in _neighbour_slices(x.ndim):
+        acc += xp[s]
+    return acc
+
+
+def rbgs_sweep(code: np.ndarray, x: np.ndarray, b: np.ndarray, scale: float, color: int) -> None:
+    """One Gauss-Seidel half-sweep over the cells with ``(i + j + k) % 2 == color``.
+
+    Solves row ``c`` of ``L x = b`` for ``x_c`` on FLUID cells with ``d_c > 0``
+    (``x`` must vanish off FLUID cells, as in :func:`laplacian_matvec_fluid`).
+    Cells of one colour only couple to the other colour, so the update is exact
+    Gauss-Seidel in any order.
+    """
+    idx = np.indices(x.shape).sum(axis=0) % 2 == color
+    upd = idx & (code > 0)
+    s = _neighbour_sum(x)
+    x[upd] = (b[upd] / x.dtype.type(scale) + s[upd]) / code[upd]
+
+
+def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, weight: float,
+                      work=None):
+    """``b_c = weight * sum over children of (b_f - L_f x_f)`` on coarse FLUID cells, else 0.
+
+    ``factors`` is the coarsening factor (1 or 2) per axis; a coarse cell's
+    children are ``f*I .. f*I + f - 1`` clipped to the fine grid.
+    """
+    r = np.empty_like(x_f)
+    laplacian_matvec_fluid(code_f, x_f, r, scale_f)
+    r = np.where(code_f >= 0, b_f - r, 0)
+    padded_shape = tuple(f * n for f, n in zip(factors, b_c.shape, strict=True))
+    rp = np.zeros(padded_shape, dtype=r.dtype)
+    rp[tuple(slice(0, n) for n in r.shape)] = r
+    blocks = rp.reshape(b_c.shape[0], factors[0], b_c.shape[1], factors[1], b_c.shape[2],
+                        factors[2]).sum(axis=(1, 3, 5))
+    b_c[...] = np.where(code_c >= 0, weight * blocks, 0)
+
+
+def prolong_add(x_c, code_f, x_f, factors) -> None:
+    """``x_f += P x_c``: every FLUID fine cell takes its parent's value."""
+    up = x_c
+    for axis, f in enumerate(factors):
+        up = np.repeat(up, f, axis=axis)
+    up = up[tuple(slice(0, n) for n in x_f.shape)]
+    x_f += np.where(code_f >= 0, up, 0)
+
+
+def rbgs_cells(code, x, b, scale: float, cells) -> None:
+    """Gauss-Seidel update of the listed cells ``cells = (i, j, k)``, all of one colour
+    (so no listed cell neighbours another and the order does not matter)."""
+    ii, jj, kk = cells
+    s = _neighbour_sum(x)[ii, jj, kk]
+    c = code[ii, jj, kk]
+    upd = c > 0
+    val = (b[ii, jj, kk] / x.dtype.type(scale) + s) / np.where(upd, c, 1)
+    x[ii[upd], jj[upd], kk[upd]] = val[upd]

@@ -16,7 +16,9 @@ Methods for Sparse Linear Systems*, 2nd ed., Algorithm 9.1::
 updates of ``x`` and ``r`` and the new ``r . r`` are one fused pass
 (:func:`dcdm.kernels.cg_update`). When the recursive residual meets the
 tolerance the true residual ``b - A x`` is computed; if it does not meet it,
-it replaces ``r`` and the iteration goes on (residual replacement).
+it replaces ``r`` and CG restarts from it (``p = M r``). Restarts that stop
+reducing the true residual (the rounding floor, e.g. float32 with a tight
+``rtol``) end the solve with ``Reason.STAGNATION``.
 """
 
 from __future__ import annotations
@@ -131,16 +133,21 @@ def _iterate(prob: LinearProblem, x, r, P, callback) -> tuple[Reason, int, list[
             callback(x)
         if not math.isfinite(rnorm):
             return Reason.NAN_OR_INF, it, hist
+        restart = False
         if rnorm <= tol:
-            prob.residual(x, out=r)  # residual replacement: trust only the true residual
-            rr = kernels.dot(r, r)
-            hist[-1] = math.sqrt(rr)
-            if hist[-1] <= tol:
-                return prob.converged_reason(), it, hist
+            # trust only the true residual; if it disagrees, restart from it
+            hist[-1], verdict = prob.confirm(x, r)
+            if verdict is not None:
+                return verdict, it, hist
+            rr = hist[-1] ** 2
+            restart = True
         if prob.nullspace is not None and P is None:
             prob.project(r)
         z = prob.precondition(P, r, z if P is not None else None)
         rz_new = rr if P is None else kernels.dot(r, z)
-        kernels.xpby(z, rz_new / rz, p)
+        if restart:
+            p[...] = z
+        else:
+            kernels.xpby(z, rz_new / rz, p)
         rz = rz_new
     return Reason.MAX_ITERATIONS, prob.maxiter, hist

@@ -125,10 +125,9 @@ def _iterate(prob: LinearProblem, x, r, P, m: int, callback) -> tuple[Reason, in
         if not math.isfinite(rnorm):
             return Reason.NAN_OR_INF, it, hist
         if rnorm <= tol:
-            prob.residual(x, out=r)
-            hist[-1] = prob.norm(r)
-            if hist[-1] <= tol:
-                return prob.converged_reason(), it, hist
+            hist[-1], verdict = prob.confirm(x, r)
+            if verdict is not None:
+                return verdict, it, hist
         elif prob.nullspace is not None:
             prob.project(r)
     return Reason.MAX_ITERATIONS, prob.maxiter, hist

@@ -155,6 +155,8 @@ class LinearProblem:
             self.bnorm = self.norm(self.b)
         self.tol = max(self.rtol * self.bnorm, self.atol)
         self.stats["tolerance"] = self.tol
+        self._stalls = 0
+        self._last_true = math.inf
         self.stats["dtype"] = str(self.dtype)
         self._t0 = time.perf_counter()
 
@@ -167,6 +169,27 @@ class LinearProblem:
         if self.nullspace is not None:
             self.nullspace.project(v, out=v)
         return v
+
+    def confirm(self, x, r) -> tuple[float, Reason | None]:
+        """The recursive residual met the tolerance: overwrite ``r`` with the true one.
+
+        Returns its norm and the verdict: a converged reason, ``STAGNATION``
+        when three confirmations in a row failed to cut the true residual by
+        10% (the rounding floor of the working precision), or ``None``: go on
+        from the true residual.
+        """
+        self.residual(x, out=r)
+        rnorm = self.norm(r)
+        if not math.isfinite(rnorm):
+            return rnorm, Reason.NAN_OR_INF
+        if rnorm <= self.tol:
+            return rnorm, self.converged_reason()
+        self._stalls = self._stalls + 1 if rnorm >= 0.9 * self._last_true else 0
+        self._last_true = min(rnorm, self._last_true)
+        self.stats["residual_restarts"] = self.stats.get("residual_restarts", 0) + 1
+        if self._stalls >= 3:
+            return rnorm, Reason.STAGNATION
+        return rnorm, None
 
     def precondition(self, P, r, z):
         """``z = M r`` (``z = r`` without ``M``), kept on the support and in the range of A."""

@@ -36,6 +36,7 @@ class Reason(IntEnum):
     INDEFINITE_PRECONDITIONER = -8
     NAN_OR_INF = -9
     INDEFINITE_OPERATOR = -10
+    STAGNATION = -12
 
     @property
     def converged(self) -> bool:
@@ -55,6 +56,8 @@ _MESSAGES = {
     Reason.INDEFINITE_PRECONDITIONER: "r . M(r) <= 0: the preconditioner is not positive "
     "definite (cg needs an SPD preconditioner; a non-linear one needs method='fcg')",
     Reason.NAN_OR_INF: "NaN or Inf appeared in the iteration",
+    Reason.STAGNATION: "the true residual stopped decreasing (rounding floor of the working "
+    "precision, or a preconditioner that no longer helps) before the tolerance",
     Reason.INDEFINITE_OPERATOR: "p . A p <= 0: the operator is not positive definite "
     "(or is singular with an inconsistent right-hand side)",
 }

@@ -33,7 +33,7 @@ def solve(
     b,
     *,
     method: str = "cg",
-    M=None,
+    M="auto",
     x0=None,
     rtol: float = 1e-5,
     atol: float = 0.0,
@@ -54,10 +54,12 @@ def solve(
     method : str, default "cg"
         ``"cg"`` (needs a linear SPD ``M``) or ``"fcg"`` (flexible CG; any
         ``M``). See ``dcdm.solvers.METHODS``.
-    M : None, str, Preconditioner, callable or LinearOperator
+    M : "auto", None, str, Preconditioner, callable or LinearOperator
         Preconditioner approximating ``A^{-1}``: a name from
-        ``dcdm.solvers.precond.PRECONDITIONERS`` (e.g. ``"jacobi"``) or an
-        object.
+        ``dcdm.solvers.precond.PRECONDITIONERS`` (``"mg"``, ``"mic0"``,
+        ``"ic0"``, ``"amg"``, ``"jacobi"``, ``"none"``) or an object. The
+        default ``"auto"`` is geometric multigrid (``"mg"``) for grid operators
+        and no preconditioner for anything else.
     x0 : array, optional
         Initial guess (zeros by default). Not modified.
     rtol, atol : float
@@ -89,6 +91,8 @@ def solve(
     (True, True)
     """
     fn = _method(method)
+    if isinstance(M, str) and M == "auto":
+        M = "mg" if getattr(A, "grid", None) is not None else None
     params = inspect.signature(fn).parameters
     method_opts = {k: v for k, v in options.items() if k in params}
     precond_opts = {k: v for k, v in options.items() if k not in params}

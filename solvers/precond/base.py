@@ -186,6 +186,10 @@ class FunctionPreconditioner(Preconditioner):
 PRECONDITIONERS: dict[str, str] = {
     "none": "dcdm.solvers.precond.base:Identity",
     "jacobi": "dcdm.solvers.precond.base:Jacobi",
+    "ic0": "dcdm.solvers.precond.ichol:IC0",
+    "mic0": "dcdm.solvers.precond.ichol:MIC0",
+    "amg": "dcdm.solvers.precond.amg:AMG",
+    "mg": "dcdm.solvers.precond.mg:GeometricMG",
 }
 
 

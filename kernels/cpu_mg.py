@@ -1,0 +1,130 @@
+"""Numba kernels of the geometric multigrid V-cycle (3-D arrays; 2-D grids run as
+``n0 x n1 x 1``): red-black Gauss-Seidel, fused residual + restriction, and
+prolongation. Each matches its namesake in :mod:`dcdm.kernels.reference`.
+
+All vectors vanish off FLUID cells, so a neighbour's value can be used without
+looking at its flag (see :func:`dcdm.kernels.reference.laplacian_matvec_fluid`).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from ._jit import kernel
+
+__all__ = ["prolong_add", "rbgs_cells", "rbgs_sweep", "residual_restrict"]
+
+
+
+@nb.njit(inline="always")
+def _nsum(x, i, j, k):
+    n0, n1, n2 = x.shape
+    s = 0.0 * x[i, j, k]
+    if i > 0:
+        s += x[i - 1, j, k]
+    if i < n0 - 1:
+        s += x[i + 1, j, k]
+    if j > 0:
+        s += x[i, j - 1, k]
+    if j < n1 - 1:
+        s += x[i, j + 1, k]
+    if k > 0:
+        s += x[i, j, k - 1]
+    if k < n2 - 1:
+        s += x[i, j, k + 1]
+    return s
+
+
+@kernel
+def _rbgs(code, x, b, h2, color):
+    n0, n1, n2 = x.shape
+    for i in nb.prange(n0):
+        for j in range(n1):
+            k0 = (i + j + color) & 1
+            interior = 0 < i < n0 - 1 and 0 < j < n1 - 1
+            for k in range(k0, n2, 2):
+                c = code[i, j, k]
+                if c <= 0:
+                    continue
+                if interior and 0 < k < n2 - 1:
+                    s = (x[i - 1, j, k] + x[i + 1, j, k] + x[i, j - 1, k] + x[i, j + 1, k]
+                         + x[i, j, k - 1] + x[i, j, k + 1])
+                else:
+                    s = _nsum(x, i, j, k)
+                x[i, j, k] = (b[i, j, k] * h2 + s) / c
+
+
+def rbgs_sweep(code, x, b, scale: float, color: int) -> None:
+    """Numba version of :func:`dcdm.kernels.reference.rbgs_sweep`."""
+    _rbgs(x.size)(code, x, b, x.dtype.type(1.0 / scale), color)
+
+
+@kernel
+def _subtract_from(b, out):
+    """``out = b - out`` (flat arrays)."""
+    for i in nb.prange(out.shape[0]):
+        out[i] = b[i] - out[i]
+
+
+@kernel
+def _restrict(r_f, code_c, b_c, f0, f1, f2, weight):
+    n0, n1, n2 = r_f.shape
+    N0, N1, N2 = b_c.shape
+    for I in nb.prange(N0):
+        for J in range(N1):
+            for K in range(N2):
+                if code_c[I, J, K] < 0:
+                    b_c[I, J, K] = 0.0
+                    continue
+                acc = 0.0
+                for i in range(f0 * I, min(f0 * I + f0, n0)):
+                    for j in range(f1 * J, min(f1 * J + f1, n1)):
+                        for k in range(f2 * K, min(f2 * K + f2, n2)):
+                            acc += r_f[i, j, k]
+                b_c[I, J, K] = weight * acc
+
+
+def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, weight: float,
+                      work=None):
+    """Numba version of :func:`dcdm.kernels.reference.residual_restrict`.
+
+    ``work`` (fine-grid shaped) holds the fine residual; allocated if not given.
+    """
+    from .cpu import laplacian_matvec_fluid
+
+    r = np.empty_like(x_f) if work is None else work
+    laplacian_matvec_fluid(code_f, x_f, r, scale_f)  # zero off FLUID cells
+    _subtract_from(r.size)(b_f.reshape(-1), r.reshape(-1))
+    # b_f vanishes off FLUID cells, so r does too: no mask needed before summing
+    _restrict(b_c.size)(r, code_c, b_c, *factors, r.dtype.type(weight))
+
+
+@kernel
+def _rbgs_cells(code, x, b, h2, ii, jj, kk):
+    for t in nb.prange(ii.shape[0]):
+        i, j, k = ii[t], jj[t], kk[t]
+        c = code[i, j, k]
+        if c > 0:
+            x[i, j, k] = (b[i, j, k] * h2 + _nsum(x, i, j, k)) / c
+
+
+def rbgs_cells(code, x, b, scale: float, cells) -> None:
+    """Gauss-Seidel update of the listed cells ``cells = (i, j, k)`` (one colour only)."""
+    ii, jj, kk = cells
+    _rbgs_cells(max(ii.size * 64, 1))(code, x, b, x.dtype.type(1.0 / scale), ii, jj, kk)
+
+
+@kernel
+def _prolong_add(x_c, code_f, x_f, s0, s1, s2):
+    n0, n1, n2 = x_f.shape
+    for i in nb.prange(n0):
+        for j in range(n1):
+            for k in range(n2):
+                if code_f[i, j, k] >= 0:
+                    x_f[i, j, k] += x_c[i >> s0, j >> s1, k >> s2]
+
+
+def prolong_add(x_c, code_f, x_f, factors) -> None:
+    """Numba version of :func:`dcdm.kernels.reference.prolong_add`."""
+    _prolong_add(x_f.size)(x_c, code_f, x_f, *(int(f == 2) for f in factors))
