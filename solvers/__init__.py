@@ -4,6 +4,7 @@ Importing this package needs only NumPy, SciPy and array-api-compat.
 """
 
 from .cg import cg
+from .dcdm import dcdm
 from .fcg import fcg
 from .nullspace import ConstantNullSpace, detect_nullspace
 from .operators import Operator, as_operator
@@ -25,6 +26,7 @@ __all__ = [
     "SolveResult",
     "as_operator",
     "cg",
+    "dcdm",
     "detect_nullspace",
     "fcg",
     "make_preconditioner",

@@ -15,6 +15,7 @@ __all__ = ["METHODS", "solve"]
 METHODS: dict[str, str] = {
     "cg": "dcdm.solvers.cg:cg",
     "fcg": "dcdm.solvers.fcg:fcg",
+    "dcdm": "dcdm.solvers.dcdm:dcdm",
 }
 
 
@@ -91,7 +92,7 @@ def solve(
     (True, True)
     """
     fn = _method(method)
-    if isinstance(M, str) and M == "auto":
+    if isinstance(M, str) and M == "auto" and method != "dcdm":
         M = "mg" if getattr(A, "grid", None) is not None else None
     params = inspect.signature(fn).parameters
     method_opts = {k: v for k, v in options.items() if k in params}

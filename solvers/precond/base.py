@@ -190,6 +190,8 @@ PRECONDITIONERS: dict[str, str] = {
     "mic0": "dcdm.solvers.precond.ichol:MIC0",
     "amg": "dcdm.solvers.precond.amg:AMG",
     "mg": "dcdm.solvers.precond.mg:GeometricMG",
+    "neural": "dcdm.solvers.precond.neural:Neural",
+    "rbgs": "dcdm.solvers.precond.smoother:RedBlackGS",
 }
 
 

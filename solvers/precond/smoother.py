@@ -1,0 +1,83 @@
+"""Symmetric red-black Gauss-Seidel as a preconditioner (``M="rbgs"``).
+
+``sweeps`` forward sweeps (red, black) from a zero guess followed by the same
+number backward (black, red): the backward pass is the adjoint of the forward
+one, so the map is linear, symmetric and positive definite (it is symmetric
+Gauss-Seidel in the red-black ordering). Cheap and local: it removes the
+high-frequency error that a learned or coarse-grid correction leaves behind.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dcdm.kernels import reference as ref
+
+from .base import Preconditioner
+from .mg import _padded3
+
+__all__ = ["RedBlackGS"]
+
+
+class RedBlackGS(Preconditioner):
+    """Symmetric red-black Gauss-Seidel on a grid operator.
+
+    Parameters
+    ----------
+    sweeps : int, default 1
+        Forward sweeps (and as many backward ones).
+
+    Examples
+    --------
+    >>> import dcdm
+    >>> from dcdm.problems import gallery
+    >>> A, b = gallery.poisson((16, 16))
+    >>> dcdm.solve(A, b, M="rbgs", rtol=1e-8).converged
+    True
+    """
+
+    name = "rbgs"
+    is_linear = True
+    is_spd = True
+    preserves_support = True
+
+    def __init__(self, sweeps: int = 1):
+        super().__init__()
+        if isinstance(sweeps, bool) or not isinstance(sweeps, int) or sweeps < 1:
+            raise ValueError(f"sweeps must be an integer >= 1, got {sweeps!r}")
+        self.sweeps = sweeps
+
+    def _build(self, A) -> None:
+        grid = getattr(A, "grid", None)
+        if grid is None:
+            raise TypeError(
+                f"M='rbgs' needs a grid operator (dcdm.problems.Grid.laplacian()), got "
+                f"{type(A).__name__}"
+            )
+        from dcdm import kernels
+
+        self._k = kernels.mg_backend()
+        two_d = grid.ndim == 2
+        flags = grid.flags[:, :, None] if two_d else grid.flags
+        self._code = ref.stencil_code(_padded3(flags, int(grid.boundary), two_d))
+        self._scale = 1.0 / grid.spacing**2
+        self._b = np.zeros(flags.shape, dtype=A.dtype)
+        self._off = np.flatnonzero(self._code.reshape(-1) < 0)
+
+    def apply(self, r, out=None):
+        if not isinstance(r, np.ndarray):
+            raise TypeError(f"M='rbgs' runs on NumPy arrays for now, got {type(r).__name__}")
+        if out is None:
+            out = np.empty_like(r)
+        if self._b.dtype != r.dtype:
+            self._b = self._b.astype(r.dtype)
+        b = self._b
+        b[...] = r.reshape(b.shape)
+        b.reshape(-1)[self._off] = 0
+        x = out.reshape(b.shape)
+        x[...] = 0
+        for order in ((0, 1), (1, 0)):
+            for _ in range(self.sweeps):
+                for color in order:
+                    self._k.rbgs_sweep(self._code, x, b, self._scale, color)
+        return out
