@@ -99,6 +99,34 @@ def cmd_solve(args) -> int:
     return status
 
 
+def cmd_demo(args) -> int:
+    from dcdm.problems.smoke.demo import run_demo
+
+    out = run_demo(n=args.n, steps=args.steps, ndim=2 if args.two_d else 3, method=args.method,
+                   precond=args.precond, out=args.out, seed=args.seed, compare=args.compare,
+                   rtol=args.rtol, progress=not args.no_progress, report=print)
+    print(f"wrote {len(out.frames)} frames, {out.gif.name}, {out.plot.name}, {out.json.name} "
+          f"and {len(out.systems)} systems to {out.folder.resolve()}")
+    return 0 if out.summary["all_converged"] else 1
+
+
+def cmd_train(args) -> int:
+    from dcdm.training.config import config_from_args
+    from dcdm.training.train import train
+
+    config = config_from_args(args)
+    res = train(config, resume=args.resume, progress=args.progress)
+    print(f"trained {config.dim}-D n={config.n} for {len(res.epoch_loss)} epochs "
+          f"in {res.wall_time:.0f} s; final loss {res.epoch_loss[-1]:.4g}")
+    print(f"best weights:  {res.best_path} (epoch {res.best_epoch}, chosen by validation "
+          f"{res.validation_metric})")
+    print(f"final weights: {res.final_path}")
+    print(f"checkpoint:    {res.checkpoint_path} (continue with --resume)")
+    if res.plot_path is not None:
+        print(f"loss curve:    {res.plot_path}")
+    return 0
+
+
 def cmd_info(args) -> int:
     from dcdm import kernels
     from dcdm.solvers import METHODS, PRECONDITIONERS
@@ -136,6 +164,36 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--atol", type=float, default=0.0)
     s.add_argument("--maxiter", type=int, default=None)
     s.set_defaults(func=cmd_solve)
+
+    from dcdm.problems.smoke.demo import DEFAULT_STEPS
+
+    d = sub.add_parser("demo", help="smoke rising past a moving obstacle: one solve per step, "
+                       "frames, GIF, solver plot, JSON, a comparison of every method")
+    d.add_argument("--n", type=int, default=64, help="cells per axis (default 64)")
+    d.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                   help=f"time steps (default {DEFAULT_STEPS})")
+    d.add_argument("--2d", dest="two_d", action="store_true", help="a 2-D scene instead of 3-D")
+    d.add_argument("--method", default="auto", choices=["auto", *sorted(METHODS)],
+                   help="pressure solver each step (default auto: cg)")
+    d.add_argument("--precond", "-M", default="auto", choices=["auto", *sorted(PRECONDITIONERS)],
+                   help="preconditioner for cg/fcg (default auto: mg)")
+    d.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the inflow perturbation")
+    d.add_argument("--compare", type=int, default=3,
+                   help="steps at which every method solves the same system (default 3)")
+    d.add_argument("--rtol", type=float, default=1e-6)
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(func=cmd_demo)
+
+    from dcdm.training.config import add_arguments  # torch-free
+
+    t = sub.add_parser("train", help="train the DCDM network (needs the train extra: torch)")
+    add_arguments(t)
+    t.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint (same config; --epochs may grow)")
+    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="tqdm progress bars (default on)")
+    t.set_defaults(func=cmd_train)
 
     i = sub.add_parser("info", help="versions and available back-ends")
     i.set_defaults(func=cmd_info)

@@ -79,11 +79,15 @@ class _Directions:
 
 def _resolve_network(model, grid) -> Callable:
     """A callable ``f(r_grid) -> q_grid``: shipped weights, a checkpoint path, or a callable."""
-    if callable(model) and not isinstance(model, str):
-        return model
-    from dcdm.training.weights import load_network  # torch loads here, not before
+    if callable(model) and not isinstance(model, str) and not hasattr(model, "state_dict"):
+        net = model
+    else:  # None, a name, a path, or a torch module: torch loads here, not before
+        from dcdm.training.weights import load_network
 
-    return load_network(model, dim=grid.ndim)
+        net = load_network(model, dim=grid.ndim)
+    if hasattr(net, "warmup"):  # trace/compile for this shape now, not inside the first solve
+        net.warmup(grid.shape)
+    return net
 
 
 def _second_direction(kind: str, A):

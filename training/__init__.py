@@ -1,7 +1,61 @@
 """The DCDM network and its training pipeline (needs the ``train`` extra: torch, safetensors).
 
-Not implemented in this release: it arrives with the DCDM issue. The package
-is importable so that ``dcdm.training`` exists in the layout.
+Modules
+-------
+model
+    :class:`DCDMNet` and :class:`ModelConfig`: the paper's CNN, 2-D and 3-D.
+torch_ops
+    The masked grid Laplacian in torch (batched), used by the loss.
+loss
+    The paper's loss ``||b - alpha A f(b)||^2`` and its sign/scale fixes.
+data
+    Training right-hand sides (Lanczos/Ritz, random, smooth, solver residuals), scenes.
+train, config, validate
+    :func:`train` / :class:`TrainConfig` / :func:`validate` (``dcdm train`` on the CLI).
+weights, inference
+    safetensors + JSON weights, :func:`load_network`, and the fast CPU
+    :class:`Network` wrapper the solvers call.
+
+Importing this package does not import torch; the names below load their
+module (and torch) on first use. The functions ``train`` and ``validate`` share
+their modules' names, so they are not re-exported here: use
+``dcdm.training.train.train`` and ``dcdm.training.validate.validate``.
 """
 
-__all__: list[str] = []
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "DCDMNet",
+    "ModelConfig",
+    "Network",
+    "TrainConfig",
+    "TrainResult",
+    "load_model",
+    "load_network",
+    "save_weights",
+]
+
+_LAZY = {
+    "DCDMNet": "model",
+    "ModelConfig": "config",
+    "Network": "inference",
+    "TrainConfig": "config",
+    "TrainResult": "train",
+    "load_model": "weights",
+    "load_network": "weights",
+    "save_weights": "weights",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

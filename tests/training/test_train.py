@@ -1,0 +1,104 @@
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dcdm import cli
+from dcdm.training import weights
+from dcdm.training.config import TrainConfig
+from dcdm.training.data import DataMix, build_dataset, make_scenes
+from dcdm.training.loss import dcdm_loss
+from dcdm.training.model import DCDMNet
+from dcdm.training.torch_ops import GridOperator
+from dcdm.training.train import train
+
+TINY = TrainConfig(n=16, scenes=2, ritz=4, random=8, smooth=2, residual=6, lanczos_m=30,
+                   theta=2, epochs=2, batch_size=4, validation_scenes=1, validation_rhs=1,
+                   channels=8)
+
+
+def test_a_few_steps_reduce_the_loss():
+    torch.manual_seed(0)
+    grids = make_scenes((16, 16), 2, 0, seed=0).train
+    ds = build_dataset(grids, DataMix(ritz=4, random=8, smooth=2, residual=6, lanczos_m=30))
+    op = GridOperator.from_grids(grids)
+    net = DCDMNet(dim=2, channels=8)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+
+    def loss():
+        return dcdm_loss(net(ds.b), ds.b, lambda x: op(x, ds.scene), mode="abs")
+
+    with torch.no_grad():
+        before = float(loss())
+    for _ in range(25):
+        opt.zero_grad()
+        value = loss()
+        value.backward()
+        opt.step()
+    with torch.no_grad():
+        after = float(loss())
+    assert after < 0.8 * before
+
+
+def test_train_writes_everything(tmp_path):
+    res = train(dataclasses.replace(TINY, out=str(tmp_path)), progress=False)
+    for p in (res.best_path, res.final_path, res.checkpoint_path):
+        assert p.exists() and p.with_suffix(".json").exists()
+    assert res.plot_path.exists() and res.plot_path.stat().st_size > 1000
+    assert len(res.loss_history) == 2 * 10 and len(res.epoch_loss) == 2  # 40 samples, batch 4
+    assert [v["epoch"] for v in res.validation_history] == [1, 2]
+    assert res.validation_metric in ("iterations", "loss")
+    if res.validation_metric == "iterations":
+        assert all(v["converged"] == 1.0 for v in res.validation_history)
+    assert res.wall_time > 0 and res.best_epoch in (1, 2)
+    meta = weights.read_meta(res.best_path)
+    assert meta["training"]["n"] == 16 and meta["training_grid"] == [16, 16]
+    assert "alpha" in meta["loss"] and meta["validation"]["epoch"] == res.best_epoch
+    net = weights.load_network(res.best_path, dim=2, compile=False)
+    assert net(np.ones((16, 16))).shape == (16, 16)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    straight = train(dataclasses.replace(TINY, out=str(tmp_path / "a")), progress=False)
+    first = train(dataclasses.replace(TINY, out=str(tmp_path / "b"), epochs=1), progress=False)
+    assert len(first.loss_history) == len(straight.loss_history) // 2
+    resumed = train(dataclasses.replace(TINY, out=str(tmp_path / "b")), resume=True,
+                    progress=False)
+    assert resumed.loss_history == straight.loss_history
+    ta, _ = weights.read_tensors(straight.checkpoint_path, required=())
+    tb, _ = weights.read_tensors(resumed.checkpoint_path, required=())
+    assert set(ta) == set(tb)
+    for key in ta:  # weights, Adam moments and step counts, RNG states, counters: bitwise
+        assert torch.equal(ta[key], tb[key]), key
+    assert [v["epoch"] for v in resumed.validation_history] == [1, 2]
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    train(dataclasses.replace(TINY, out=str(tmp_path), epochs=1), progress=False)
+    with pytest.raises(ValueError, match=r"cannot resume.*lr \(0.001 -> 0.01\)"):
+        train(dataclasses.replace(TINY, out=str(tmp_path), lr=0.01), resume=True, progress=False)
+
+
+def test_config_round_trip_and_errors():
+    assert TrainConfig.from_dict(json.loads(json.dumps(TINY.to_dict()))) == TINY
+    with pytest.raises(ValueError, match="loss must be 'paper' or 'abs'"):
+        TrainConfig(loss="l2")
+    with pytest.raises(ValueError, match="the data mix is empty"):
+        TrainConfig(ritz=0, random=0, smooth=0, residual=0)
+    with pytest.raises(ValueError, match="kernel must be odd"):
+        TrainConfig(kernel=2)
+
+
+def test_cli_train(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--n", "12", "--scenes", "1", "--ritz", "0", "--random", "4", "--smooth",
+            "0", "--residual", "0", "--epochs", "1", "--batch-size", "4", "--channels", "4",
+            "--validation-scenes", "0", "--out", str(out), "--no-progress", "--seed", "3"]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert f"best weights:  {out / 'best.safetensors'}" in text and "loss curve" in text
+    assert weights.read_meta(out / "final")["training"]["seed"] == 3
+    assert cli.main([*argv, "--epochs", "2", "--resume"]) == 0
+    assert "for 2 epochs" in capsys.readouterr().out

@@ -1,0 +1,280 @@
+"""The model and training configurations, and their command-line mapping (no torch here).
+
+:class:`ModelConfig` describes a :class:`~dcdm.training.model.DCDMNet`;
+:class:`TrainConfig` is flat (model fields included) so that it maps one to one
+onto ``dcdm train`` options and onto the JSON stored with every checkpoint and
+set of weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["RESUME_MAY_CHANGE", "ModelConfig", "TrainConfig", "add_arguments",
+           "config_from_args"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of a :class:`DCDMNet`.
+
+    Attributes
+    ----------
+    dim : {2, 3}
+        Spatial dimensionality.
+    channels : int
+        Feature channels of every hidden conv (paper: 16).
+    convs_before, convs_coarse, convs_after : int
+        ReLU convs at full resolution before the pool, at the coarsest level, and
+        at full resolution after the upsample (paper 64^3: 4, 6, 4; 128^3: 6, 10, 6).
+    levels : int
+        Number of AvgPool(2)/upsample levels (paper: 1).
+    kernel : int
+        Odd convolution width (paper: 3).
+
+    Examples
+    --------
+    >>> ModelConfig(dim=3).levels
+    1
+    >>> ModelConfig(dim=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: ModelConfig.dim must be 2 or 3, got 4
+    """
+
+    dim: int = 2
+    channels: int = 16
+    convs_before: int = 4
+    convs_coarse: int = 6
+    convs_after: int = 4
+    levels: int = 1
+    kernel: int = 3
+
+    def __post_init__(self):
+        if self.dim not in (2, 3):
+            raise ValueError(f"ModelConfig.dim must be 2 or 3, got {self.dim!r}")
+        for name in ("channels", "kernel"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {v!r}")
+        for name in ("convs_before", "convs_coarse", "convs_after", "levels"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"ModelConfig.{name} must be an integer >= 0, got {v!r}")
+        if self.kernel % 2 == 0:
+            raise ValueError(f"ModelConfig.kernel must be odd ('same' padding), got {self.kernel}")
+
+    def to_dict(self) -> dict[str, int]:
+        """The fields as a plain dict (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig field(s) {unknown}; known: {sorted(names)}")
+        return cls(**{k: int(v) for k, v in d.items()})
+
+
+# fields that may differ between a run and its resumption (they do not change the results
+# of the steps already taken)
+RESUME_MAY_CHANGE = frozenset(
+    {"epochs", "out", "validate_every", "device", "threads", "max_bytes", "cache_data"}
+)
+
+_HELP = {
+    "dim": "2 or 3",
+    "n": "training grid cells per axis",
+    "scenes": "training scenes (smoke tanks with random obstacles)",
+    "obstacles": "min and max obstacles per scene",
+    "ritz": "Ritz-vector samples per scene (the paper's data)",
+    "random": "white-noise samples per scene",
+    "smooth": "smooth-field samples per scene",
+    "residual": "CG / MG-PCG residual samples per scene",
+    "lanczos_m": "Lanczos steps per scene (memory: m * n_fluid * 8 bytes)",
+    "theta": "the lowest m/2 + theta Ritz modes get weight 9",
+    "residual_methods": "solvers whose residuals are sampled (cg, mg)",
+    "channels": "hidden channels", "convs_before": "full-res convs before the pool",
+    "convs_coarse": "convs at the coarsest level", "convs_after": "full-res convs after",
+    "levels": "pool/upsample levels", "kernel": "conv width",
+    "epochs": "total epochs (passes over the training data)",
+    "batch_size": "samples per Adam step",
+    "lr": "initial learning rate", "lr_final": "final learning rate (geometric decay per epoch)",
+    "loss": "paper (alpha = f.b/f.Af) or abs (|alpha|: fixes the sign)",
+    "cos_weight": "weight of the relu(-cos(f, b)) sign penalty",
+    "scale_weight": "weight of the log(|alpha|)^2 scale penalty",
+    "seed": "seed of scenes, data, initialisation and shuffling",
+    "out": "output folder (checkpoint, best/final weights, loss curve)",
+    "validation_scenes": "held-out scenes for checkpoint selection",
+    "validation_rhs": "right-hand sides per validation scene (random, smooth, ...)",
+    "validate_every": "validate every this many epochs (and after the last)",
+    "validation_variant": "DCDM variant run for validation (robust, paper)",
+    "validation_second": "second direction of the robust variant for validation (mg, rbgs, "
+    "none; default: the solver's); 'none' scores the network alone",
+    "validation_rtol": "validation solve tolerance",
+    "validation_maxiter": "validation solve iteration cap",
+    "device": "auto (CUDA when available), cpu or cuda",
+    "threads": "torch.set_num_threads for training (default: torch's choice)",
+    "max_bytes": "refuse training data above this many bytes",
+    "cache_data": "keep the generated data in OUT/data.safetensors for resume/reruns",
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (see ``dcdm train --help`` for each field).
+
+    Examples
+    --------
+    >>> c = TrainConfig(n=32, epochs=3)
+    >>> c.shape, c.samples_per_scene
+    ((32, 32), 272)
+    >>> TrainConfig.from_dict(c.to_dict()) == c
+    True
+    """
+
+    dim: int = 2
+    n: int = 64
+    scenes: int = 8
+    obstacles: tuple[int, int] = (2, 10)
+    # data mix (per scene)
+    ritz: int = 48
+    random: int = 96
+    smooth: int = 32
+    residual: int = 96
+    lanczos_m: int = 400
+    theta: int = 20
+    residual_methods: tuple[str, ...] = ("cg", "mg")
+    # model
+    channels: int = 16
+    convs_before: int = 4
+    convs_coarse: int = 6
+    convs_after: int = 4
+    levels: int = 1
+    kernel: int = 3
+    # optimisation
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 1e-3
+    lr_final: float = 1e-4
+    loss: str = "abs"
+    cos_weight: float = 0.0
+    scale_weight: float = 0.0
+    seed: int = 0
+    out: str = "out/train"
+    # validation
+    validation_scenes: int = 2
+    validation_rhs: int = 2
+    validate_every: int = 1
+    validation_variant: str = "robust"
+    validation_second: str | None = None
+    validation_rtol: float = 1e-6
+    validation_maxiter: int = 200
+    # machine
+    device: str = "auto"
+    threads: int | None = None
+    max_bytes: int = 8 * 2**30
+    cache_data: bool = True
+
+    def __post_init__(self):
+        if self.dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {self.dim!r}")
+        for name in ("n", "scenes", "epochs", "batch_size", "validate_every",
+                     "validation_maxiter", "lanczos_m"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.n < 4:
+            raise ValueError(f"n must be >= 4, got {self.n}")
+        for name in ("ritz", "random", "smooth", "residual", "theta", "validation_scenes",
+                     "validation_rhs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        if self.samples_per_scene < 1:
+            raise ValueError("the data mix is empty: set ritz, random, smooth or residual > 0")
+        if self.loss not in ("paper", "abs"):
+            raise ValueError(f"loss must be 'paper' or 'abs', got {self.loss!r}")
+        if not (self.lr > 0 and self.lr_final > 0):
+            raise ValueError(f"lr and lr_final must be > 0, got {self.lr}, {self.lr_final}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        object.__setattr__(self, "obstacles", tuple(int(v) for v in self.obstacles))
+        object.__setattr__(self, "residual_methods", tuple(self.residual_methods))
+        self.model_config()  # validates the model fields
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.n,) * self.dim
+
+    @property
+    def samples_per_scene(self) -> int:
+        return self.ritz + self.random + self.smooth + self.residual
+
+    def model_config(self) -> ModelConfig:
+        """The :class:`ModelConfig` of the network."""
+        return ModelConfig(dim=self.dim, channels=self.channels, convs_before=self.convs_before,
+                           convs_coarse=self.convs_coarse, convs_after=self.convs_after,
+                           levels=self.levels, kernel=self.kernel)
+
+    def data_mix(self):
+        """The :class:`~dcdm.training.data.DataMix`."""
+        from .data import DataMix
+
+        return DataMix(ritz=self.ritz, random=self.random, smooth=self.smooth,
+                       residual=self.residual, lanczos_m=self.lanczos_m, theta=self.theta,
+                       residual_methods=self.residual_methods)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--option`` per :class:`TrainConfig` field (defaults from the dataclass)."""
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        help_ = f"{_HELP.get(f.name, f.name)} (default {default})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                                help=help_)
+        elif f.name == "obstacles":
+            parser.add_argument(flag, type=int, nargs=2, metavar=("MIN", "MAX"),
+                                default=list(default), help=help_)
+        elif f.name == "residual_methods":
+            parser.add_argument(flag, nargs="+", choices=["cg", "mg"], default=list(default),
+                                help=help_)
+        elif f.name == "threads":
+            parser.add_argument(flag, type=int, default=None, help=help_)
+        elif f.name == "validation_second":
+            parser.add_argument(flag, choices=["mg", "rbgs", "none"], default=None, help=help_)
+        elif f.name in ("loss", "device", "validation_variant"):
+            choices = {"loss": ["paper", "abs"], "device": ["auto", "cpu", "cuda"],
+                       "validation_variant": ["robust", "paper"]}[f.name]
+            parser.add_argument(flag, choices=choices, default=default, help=help_)
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=help_)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` of parsed ``dcdm train`` arguments."""
+    return TrainConfig(**{f.name: (tuple(v) if isinstance(v := getattr(args, f.name), list)
+                                   else v)
+                          for f in dataclasses.fields(TrainConfig)})
