@@ -13,7 +13,7 @@ import numpy as np
 
 from ._jit import kernel
 
-__all__ = ["prolong_add", "rbgs_cells", "rbgs_sweep", "residual_restrict"]
+__all__ = ["coarse_solve", "prolong_add", "rbgs_cells", "rbgs_sweep", "residual_restrict"]
 
 
 
@@ -128,3 +128,39 @@ def _prolong_add(x_c, code_f, x_f, s0, s1, s2):
 def prolong_add(x_c, code_f, x_f, factors) -> None:
     """Numba version of :func:`dcdm.kernels.reference.prolong_add`."""
     _prolong_add(x_f.size)(x_c, code_f, x_f, *(int(f == 2) for f in factors))
+
+
+@nb.njit(cache=True, nogil=True)
+def _cholesky_solve(L, b, x):
+    n = b.shape[0]
+    for i in range(n):  # L y = b
+        s = b[i]
+        for j in range(i):
+            s -= L[i, j] * x[j]
+        x[i] = s / L[i, i]
+    for i in range(n - 1, -1, -1):  # L^T x = y
+        s = x[i]
+        for j in range(i + 1, n):
+            s -= L[j, i] * x[j]
+        x[i] = s / L[i, i]
+
+
+@nb.njit(cache=True, nogil=True)
+def _dense_matvec(M, b, x):
+    n = b.shape[0]
+    for i in range(n):
+        s = 0.0
+        for j in range(n):
+            s += M[i, j] * b[j]
+        x[i] = s
+
+
+def coarse_solve(kind: str, F, b, x) -> None:
+    """Solve the coarsest level: ``kind == "cholesky"`` with the lower factor ``F`` of the
+    dense matrix, else ``x = F b`` with a dense (pseudo-)inverse ``F``. Serial Numba: a
+    BLAS call here would start OpenBLAS's thread pool, which fights Numba's (see
+    :mod:`dcdm.kernels._jit`)."""
+    if kind == "cholesky":
+        _cholesky_solve(F, b, x)
+    else:
+        _dense_matvec(F, b, x)

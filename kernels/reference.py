@@ -193,3 +193,13 @@ def rbgs_cells(code, x, b, scale: float, cells) -> None:
     upd = c > 0
     val = (b[ii, jj, kk] / x.dtype.type(scale) + s) / np.where(upd, c, 1)
     x[ii[upd], jj[upd], kk[upd]] = val[upd]
+
+
+def coarse_solve(kind: str, F, b, x) -> None:
+    """Reference of :func:`dcdm.kernels.cpu_mg.coarse_solve`."""
+    import scipy.linalg as sla
+
+    if kind == "cholesky":
+        x[...] = sla.cho_solve((F, True), b)
+    else:
+        x[...] = F @ b

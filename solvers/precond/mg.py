@@ -207,16 +207,17 @@ class GeometricMG(Preconditioner):
         self._coarse_idx = np.flatnonzero(lev.code.reshape(-1) > 0)
         dense = C[self._coarse_idx][:, self._coarse_idx].toarray()
         self._coarse_kind = "cholesky"
-        self._coarse_inv = None
+        self._coarse_rhs = np.zeros(self._coarse_idx.size)
+        self._coarse_sol = np.zeros(self._coarse_idx.size)
         if g.is_singular:  # a closed (all-Neumann) region: the coarse matrix is singular
             self._coarse_kind = "pseudo-inverse"
-            self._coarse_inv = sla.pinvh(dense)
+            self._coarse_F = np.ascontiguousarray(sla.pinvh(dense))
             return
         try:
-            self._coarse_factor = sla.cho_factor(dense, lower=True)
+            self._coarse_F = np.ascontiguousarray(np.tril(sla.cholesky(dense, lower=True)))
         except sla.LinAlgError:  # numerically indefinite: fall back, never fail the build
             self._coarse_kind = "pseudo-inverse"
-            self._coarse_inv = sla.pinvh(dense)
+            self._coarse_F = np.ascontiguousarray(sla.pinvh(dense))
 
     # -- application ----------------------------------------------------------
     def apply(self, r, out=None):
@@ -256,12 +257,10 @@ class GeometricMG(Preconditioner):
     def _vcycle(self, l: int) -> None:
         lev = self.levels[l]
         if l == len(self.levels) - 1:
-            rhs = lev.b.reshape(-1)[self._coarse_idx].astype(np.float64)
-            if self._coarse_inv is None:
-                sol = sla.cho_solve(self._coarse_factor, rhs)
-            else:
-                sol = self._coarse_inv @ rhs
-            lev.x.reshape(-1)[self._coarse_idx] = sol
+            self._coarse_rhs[...] = lev.b.reshape(-1)[self._coarse_idx]
+            self._k.coarse_solve(self._coarse_kind, self._coarse_F, self._coarse_rhs,
+                                 self._coarse_sol)
+            lev.x.reshape(-1)[self._coarse_idx] = self._coarse_sol
             return
         self._smooth(lev, (0, 1))
         nxt = self.levels[l + 1]

@@ -1,0 +1,120 @@
+"""Evaluate DCDM against the classical solvers on held-out smoke scenes (issue 4).
+
+Scenes: ``gallery.smoke`` with obstacle seeds from ``EVAL_SEEDS`` (training uses other
+seeds, see the model card), random and smooth right-hand sides, rtol 1e-4 (the paper's
+setting) and 1e-6. Methods: paper-DCDM, robust DCDM, CG, MIC0-PCG, MG-PCG. Sizes: 2-D at the
+training size and 2x, 4x, 8x; 3-D at the training size and 2x, 4x. Time is split into the
+network and the rest.
+
+Usage::
+
+    python -m bench.eval_dcdm --dim 2 --train-n 64 --out bench/eval-2d.json [--model PATH]
+
+writes the JSON of every run and prints a Markdown table (also appended to ``--md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+import dcdm
+from dcdm.problems import rhs, scenes
+
+EVAL_SEEDS = (1001, 1002)
+METHODS = {
+    "dcdm-paper": dict(method="dcdm", variant="paper", maxiter=300),
+    "dcdm-robust": dict(method="dcdm", variant="robust"),
+    "dcdm-robust-rbgs": dict(method="dcdm", variant="robust", second="rbgs", maxiter=1000),
+    "cg": dict(method="cg", M=None),
+    "mic0-pcg": dict(method="cg", M="mic0"),
+    "mg-pcg": dict(method="cg", M="mg"),
+}
+
+
+def run(dim: int, train_n: int, factors, rtols, model, obstacles: int) -> list[dict]:
+    records = []
+    for factor in factors:
+        n = train_n * factor
+        shape = (n,) * dim
+        for seed in EVAL_SEEDS:
+            grid = scenes.smoke(shape, obstacles=obstacles, seed=seed)
+            A = grid.laplacian()
+            for kind in ("random", "smooth"):
+                b = getattr(rhs, kind)(grid, seed=seed)
+                for rtol in rtols:
+                    for name, opts in METHODS.items():
+                        opts = dict(opts)
+                        if opts["method"] == "dcdm":
+                            opts["model"] = model
+                        maxiter = opts.pop("maxiter", None)
+                        t0 = time.perf_counter()
+                        res = dcdm.solve(A, b, rtol=rtol, maxiter=maxiter or 20 * n**dim, **opts)
+                        wall = time.perf_counter() - t0
+                        net = res.stats.get("network_seconds", 0.0)
+                        records.append(dict(
+                            dim=dim, n=n, factor=factor, seed=seed, rhs=kind, rtol=rtol,
+                            method=name, iterations=res.iterations, reason=res.reason.name,
+                            converged=res.converged,
+                            rel_residual=res.residual_norm / float(np.linalg.norm(b)),
+                            setup_s=res.setup_time, solve_s=res.solve_time, wall_s=wall,
+                            network_s=net, rest_s=res.setup_time + res.solve_time - net))
+                        print(f"{dim}-D n={n} seed={seed} {kind} rtol={rtol:g} {name}: "
+                              f"{res.reason.name} {res.iterations} it {wall:.3f} s", flush=True)
+    return records
+
+
+def table(records: list[dict]) -> str:
+    """Geometric-mean iterations / mean times per (size, rtol, method) over scenes and rhs."""
+    keys = sorted({(r["n"], r["rtol"]) for r in records}, key=lambda k: (k[0], -k[1]))
+    lines = ["| n | rtol | method | converged | iterations (geo-mean) | max rel. residual | "
+             "time s (mean) | network s | rest s |", "|---|---|---|---|---|---|---|---|---|"]
+    for n, rtol in keys:
+        for name in METHODS:
+            rs = [r for r in records if r["n"] == n and r["rtol"] == rtol and r["method"] == name]
+            if not rs:
+                continue
+            conv = sum(r["converged"] for r in rs)
+            its = float(np.exp(np.mean(np.log([max(r["iterations"], 1) for r in rs]))))
+            lines.append(
+                f"| {n} | {rtol:g} | {name} | {conv}/{len(rs)} | {its:.1f} | "
+                f"{max(r['rel_residual'] for r in rs):.1e} | "
+                f"{np.mean([r['setup_s'] + r['solve_s'] for r in rs]):.3f} | "
+                f"{np.mean([r['network_s'] for r in rs]):.3f} | "
+                f"{np.mean([r['rest_s'] for r in rs]):.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dim", type=int, choices=[2, 3], required=True)
+    p.add_argument("--train-n", type=int, required=True, help="training grid size")
+    p.add_argument("--factors", type=int, nargs="+", default=None,
+                   help="size multiples (default 1 2 4 8 in 2-D, 1 2 4 in 3-D)")
+    p.add_argument("--rtol", type=float, nargs="+", default=[1e-4, 1e-6])
+    p.add_argument("--obstacles", type=int, default=8)
+    p.add_argument("--model", default=None, help="weights (default: the shipped ones)")
+    p.add_argument("--out", type=Path, required=True, help="JSON of every run")
+    p.add_argument("--md", type=Path, default=None, help="append the table to this file")
+    args = p.parse_args(argv)
+    factors = args.factors or ([1, 2, 4, 8] if args.dim == 2 else [1, 2, 4])
+    t0 = time.perf_counter()
+    records = run(args.dim, args.train_n, factors, args.rtol, args.model, args.obstacles)
+    md = table(records)
+    meta = dict(machine=platform.processor() or platform.machine(), date=time.ctime(),
+                wall_s=time.perf_counter() - t0, dcdm=dcdm.__version__, seeds=EVAL_SEEDS)
+    args.out.write_text(json.dumps(dict(meta=meta, records=records), indent=1))
+    print(md)
+    if args.md:
+        with open(args.md, "a") as fh:
+            fh.write(f"\n{args.dim}-D, trained at {args.train_n}, {meta['date']}\n\n{md}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
