@@ -64,7 +64,7 @@ METHODS = [
     Method("cg+jacobi", "cg", "jacobi", caps={2: 1024}, cost="high"),
     Method("cg", "cg", "none", caps={2: 1024}, cost="high"),
     Method("fcg+mg", "fcg", "mg", cost="low"),
-    Method("dcdm-robust", "dcdm", "neural+mg", cost="high"),
+    Method("dcdm-robust", "dcdm", "neural+mg", caps={2: 1024}, cost="high"),
     Method("scipy-cg", "scipy.cg", "none", caps={2: 512}, cost="high", cpu_only=True),
     Method("pyamg-sa", "pyamg", "sa", cpu_only=True),
     Method("scipy-cg+pyamg-sa", "scipy.cg", "pyamg-sa", caps={2: 1024}, cpu_only=True),
