@@ -41,6 +41,7 @@ import numpy as np
 
 from dcdm import kernels
 
+from .precond.base import require_grid
 from .problem import LinearProblem
 from .result import Reason, SolveResult
 
@@ -176,12 +177,7 @@ def dcdm(
         raise ValueError(f"window must be an integer >= 1, got {window!r}")
     if precond_options:
         raise TypeError(f"dcdm got unexpected keyword argument(s) {sorted(precond_options)}")
-    grid = getattr(A, "grid", None)
-    if grid is None:
-        raise TypeError(
-            f"method='dcdm' needs a grid operator (dcdm.problems.Grid.laplacian()), got "
-            f"{type(A).__name__}: the network acts on the grid"
-        )
+    grid = require_grid(A, "method='dcdm'", ": the network acts on the grid")
     prob = LinearProblem(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter)
     if not isinstance(prob.b, np.ndarray):
         raise TypeError("method='dcdm' runs on NumPy arrays for now")
@@ -244,9 +240,10 @@ def _stalled(hist: list[float], window: int) -> bool:
     return len(hist) > window and hist[-1] > 0.99 * hist[-1 - window]
 
 
-def _negligible(qr: float, q, r, prob) -> bool:
-    """``|q . r|`` too small to move: the direction is orthogonal to the residual."""
-    return abs(qr) <= 1e-12 * prob.norm(q) * prob.norm(r)
+def _negligible(qr: float, q, rnorm: float, prob) -> bool:
+    """``|q . r|`` too small to move (``rnorm = ||r||`` before the step): the direction is
+    orthogonal to the residual."""
+    return abs(qr) <= 1e-12 * prob.norm(q) * rnorm
 
 
 def _paper(prob, x, r, net, S, window, stall_window, timer, callback):
@@ -258,11 +255,10 @@ def _paper(prob, x, r, net, S, window, stall_window, timer, callback):
     q = np.empty_like(r)
     for it in range(1, prob.maxiter + 1):
         _network_direction(prob, net, r, q, shape, timer)
-        r_before = r.copy()
         qr, _ = _step(prob, dirs, q, r, x)
         if math.isnan(qr):
             return Reason.NAN_OR_INF, it - 1, hist
-        if qr == 0.0 or _negligible(qr, q, r_before, prob):
+        if qr == 0.0 or _negligible(qr, q, hist[-1], prob):
             return Reason.STAGNATION, it - 1, hist
         prob.residual(x, out=r)  # the paper recomputes the true residual every step
         hist.append(prob.norm(r))

@@ -17,6 +17,15 @@ __all__ = ["RESUME_MAY_CHANGE", "ModelConfig", "TrainConfig", "add_arguments",
            "config_from_args"]
 
 
+
+def _check_fields(cls, d: dict[str, Any], list_known: bool = False) -> None:
+    """Raise ``ValueError`` naming the keys of ``d`` that are not fields of ``cls``."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        known = f"; known: {sorted(names)}" if list_known else ""
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}{known}")
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of a :class:`DCDMNet`.
@@ -74,10 +83,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig field(s) {unknown}; known: {sorted(names)}")
+        _check_fields(cls, d, list_known=True)
         return cls(**{k: int(v) for k, v in d.items()})
 
 
@@ -238,10 +244,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}")
+        _check_fields(cls, d)
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 

@@ -25,7 +25,19 @@ __all__ = [
     "Jacobi",
     "Preconditioner",
     "make_preconditioner",
+    "require_grid",
 ]
+
+
+def require_grid(A, what: str, hint: str = ""):
+    """``A.grid``, or a ``TypeError`` saying that ``what`` needs a grid operator."""
+    grid = getattr(A, "grid", None)
+    if grid is None:
+        raise TypeError(
+            f"{what} needs a grid operator (dcdm.problems.Grid.laplacian()), got "
+            f"{type(A).__name__}{hint}"
+        )
+    return grid
 
 
 def _single_threaded_blas():

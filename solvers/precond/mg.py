@@ -38,7 +38,7 @@ import scipy.linalg as sla
 from dcdm.kernels import codes
 from dcdm.kernels import reference as ref
 
-from .base import Preconditioner
+from .base import Preconditioner, require_grid
 
 __all__ = ["GeometricMG", "coarsen_flags"]
 
@@ -68,6 +68,15 @@ def coarsen_flags(flags: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
     out[any_fluid] = codes.FLUID
     out[any_air] = codes.AIR
     return out
+
+
+def grid3(grid) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``(flags, code)`` of a grid as 3-D arrays (a 2-D grid as ``n0 x n1 x 1``) and whether
+    it is 2-D. The code is the grid's cached :attr:`~dcdm.problems.Grid.stencil_code` (the
+    one its operator's mat-vec uses): in 2-D the walled-off third axis adds nothing to it."""
+    two_d = grid.ndim == 2
+    flags = grid.flags[:, :, None] if two_d else grid.flags
+    return flags, grid.stencil_code.reshape(flags.shape), two_d
 
 
 def _padded3(flags3: np.ndarray, boundary: int, two_d: bool) -> np.ndarray:
@@ -152,26 +161,19 @@ class GeometricMG(Preconditioner):
 
     # -- set-up -------------------------------------------------------------
     def _build(self, A) -> None:
-        grid = getattr(A, "grid", None)
-        if grid is None:
-            raise TypeError(
-                f"M='mg' needs a grid operator (dcdm.problems.Grid.laplacian()), got "
-                f"{type(A).__name__}; for an assembled matrix use M='amg'"
-            )
+        grid = require_grid(A, "M='mg'", "; for an assembled matrix use M='amg'")
         from dcdm import kernels
 
         self._k = kernels.mg_backend()
         self.dtype = np.dtype(A.dtype)
         self.shape = grid.shape
-        two_d = grid.ndim == 2
-        flags = grid.flags if not two_d else grid.flags[:, :, None]
+        flags, code, two_d = grid3(grid)
         boundary = int(grid.boundary)
         scale = 1.0 / grid.spacing**2
         coarsenable = tuple(n > 1 for n in flags.shape)
         levels = []
         while True:
-            fp = _padded3(flags, boundary, two_d)
-            level = _Level(flags, ref.stencil_code(fp), scale)
+            level = _Level(flags, code, scale)
             if self.boundary_sweeps:
                 level.band = _band(flags, level.code, boundary)
             levels.append(level)
@@ -184,6 +186,7 @@ class GeometricMG(Preconditioner):
                 break
             level.factors = factors
             flags = coarse
+            code = ref.stencil_code(_padded3(flags, boundary, two_d))
             scale /= 4.0
         self.levels = levels
         self._off = np.flatnonzero(levels[0].code.reshape(-1) < 0)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Preconditioner
+from .base import Preconditioner, require_grid
 
 __all__ = ["Neural"]
 
@@ -49,12 +49,7 @@ class Neural(Preconditioner):
         self.calls = 0
 
     def _build(self, A) -> None:
-        grid = getattr(A, "grid", None)
-        if grid is None:
-            raise TypeError(
-                f"M='neural' needs a grid operator (dcdm.problems.Grid.laplacian()), got "
-                f"{type(A).__name__}: the network acts on the grid"
-            )
+        grid = require_grid(A, "M='neural'", ": the network acts on the grid")
         from ..dcdm import _resolve_network
 
         self._net = _resolve_network(self.model, grid)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dcdm.kernels import reference as ref
-
-from .base import Preconditioner
-from .mg import _padded3
+from .base import Preconditioner, require_grid
+from .mg import grid3
 
 __all__ = ["RedBlackGS"]
 
@@ -48,18 +46,11 @@ class RedBlackGS(Preconditioner):
         self.sweeps = sweeps
 
     def _build(self, A) -> None:
-        grid = getattr(A, "grid", None)
-        if grid is None:
-            raise TypeError(
-                f"M='rbgs' needs a grid operator (dcdm.problems.Grid.laplacian()), got "
-                f"{type(A).__name__}"
-            )
+        grid = require_grid(A, "M='rbgs'")
         from dcdm import kernels
 
         self._k = kernels.mg_backend()
-        two_d = grid.ndim == 2
-        flags = grid.flags[:, :, None] if two_d else grid.flags
-        self._code = ref.stencil_code(_padded3(flags, int(grid.boundary), two_d))
+        flags, self._code, _ = grid3(grid)
         self._scale = 1.0 / grid.spacing**2
         self._b = np.zeros(flags.shape, dtype=A.dtype)
         self._off = np.flatnonzero(self._code.reshape(-1) < 0)
