@@ -17,7 +17,6 @@ __all__ = ["RESUME_MAY_CHANGE", "ModelConfig", "TrainConfig", "add_arguments",
            "config_from_args"]
 
 
-
 def _check_fields(cls, d: dict[str, Any], list_known: bool = False) -> None:
     """Raise ``ValueError`` naming the keys of ``d`` that are not fields of ``cls``."""
     names = {f.name for f in dataclasses.fields(cls)}
