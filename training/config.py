@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RESUME_MAY_CHANGE", "ModelConfig", "TrainConfig", "add_arguments",
+__all__ = ["RESUME_MAY_CHANGE", "DataMix", "ModelConfig", "TrainConfig", "add_arguments",
            "config_from_args"]
 
 
@@ -86,6 +86,27 @@ class ModelConfig:
         return cls(**{k: int(v) for k, v in d.items()})
 
 
+@dataclass(frozen=True)
+class DataMix:
+    """Samples per scene of each source, and the Lanczos settings (see
+    :mod:`dcdm.training.data`); :class:`TrainConfig` takes its defaults from here."""
+
+    ritz: int = 48
+    random: int = 96
+    smooth: int = 32
+    residual: int = 96
+    lanczos_m: int = 400
+    theta: int = 20
+    residual_methods: tuple[str, ...] = ("cg", "mg")
+
+    @property
+    def per_scene(self) -> int:
+        return self.ritz + self.random + self.smooth + self.residual
+
+
+_MIX = DataMix()
+LOSSES = ("energy", "paper", "abs")  # dcdm.training.loss.MODES, without importing torch
+
 # fields that may differ between a run and its resumption (they do not change the results
 # of the steps already taken)
 RESUME_MAY_CHANGE = frozenset(
@@ -110,7 +131,8 @@ _HELP = {
     "epochs": "total epochs (passes over the training data)",
     "batch_size": "samples per Adam step",
     "lr": "initial learning rate", "lr_final": "final learning rate (geometric decay per epoch)",
-    "loss": "paper (alpha = f.b/f.Af) or abs (|alpha|: fixes the sign)",
+    "loss": "energy (A-norm error left by one step; needs A^-1 b per sample), paper "
+    "(||b - alpha A f||^2, alpha = f.b/f.Af) or abs (|alpha|: fixes the sign)",
     "cos_weight": "weight of the relu(-cos(f, b)) sign penalty",
     "scale_weight": "weight of the log(|alpha|)^2 scale penalty",
     "seed": "seed of scenes, data, initialisation and shuffling",
@@ -148,13 +170,13 @@ class TrainConfig:
     scenes: int = 8
     obstacles: tuple[int, int] = (2, 10)
     # data mix (per scene)
-    ritz: int = 48
-    random: int = 96
-    smooth: int = 32
-    residual: int = 96
-    lanczos_m: int = 400
-    theta: int = 20
-    residual_methods: tuple[str, ...] = ("cg", "mg")
+    ritz: int = _MIX.ritz
+    random: int = _MIX.random
+    smooth: int = _MIX.smooth
+    residual: int = _MIX.residual
+    lanczos_m: int = _MIX.lanczos_m
+    theta: int = _MIX.theta
+    residual_methods: tuple[str, ...] = _MIX.residual_methods
     # model
     channels: int = 16
     convs_before: int = 4
@@ -167,7 +189,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 1e-3
     lr_final: float = 1e-4
-    loss: str = "abs"
+    loss: str = "energy"
     cos_weight: float = 0.0
     scale_weight: float = 0.0
     seed: int = 0
@@ -203,8 +225,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
         if self.samples_per_scene < 1:
             raise ValueError("the data mix is empty: set ritz, random, smooth or residual > 0")
-        if self.loss not in ("paper", "abs"):
-            raise ValueError(f"loss must be 'paper' or 'abs', got {self.loss!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         if not (self.lr > 0 and self.lr_final > 0):
             raise ValueError(f"lr and lr_final must be > 0, got {self.lr}, {self.lr_final}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -227,10 +249,8 @@ class TrainConfig:
                            convs_coarse=self.convs_coarse, convs_after=self.convs_after,
                            levels=self.levels, kernel=self.kernel)
 
-    def data_mix(self):
-        """The :class:`~dcdm.training.data.DataMix`."""
-        from .data import DataMix
-
+    def data_mix(self) -> DataMix:
+        """The :class:`DataMix` of this run."""
         return DataMix(ritz=self.ritz, random=self.random, smooth=self.smooth,
                        residual=self.residual, lanczos_m=self.lanczos_m, theta=self.theta,
                        residual_methods=self.residual_methods)
@@ -268,7 +288,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif f.name == "validation_second":
             parser.add_argument(flag, choices=["mg", "rbgs", "none"], default=None, help=help_)
         elif f.name in ("loss", "device", "validation_variant"):
-            choices = {"loss": ["paper", "abs"], "device": ["auto", "cpu", "cuda"],
+            choices = {"loss": list(LOSSES), "device": ["auto", "cpu", "cuda"],
                        "validation_variant": ["robust", "paper"]}[f.name]
             parser.add_argument(flag, choices=choices, default=default, help=help_)
         else:

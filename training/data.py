@@ -20,9 +20,13 @@ Three sources, per training scene (a smoke tank with random obstacles):
 The calibration in ``reference/dcdm.md`` found nets trained on Ritz data only
 stall; random fields and residuals are the default bulk of the mix.
 
-Memory (float64 Lanczos basis of one scene at a time + the float32 samples)::
+The energy loss (:mod:`dcdm.training.loss`) also needs every sample's solution
+``e = A^{-1} b``: :func:`solve_samples` computes them with MG-PCG to rtol 1e-8.
 
-    bytes ~= m * n_fluid * 8 + samples * n * 4
+Memory (float64 Lanczos basis of one scene at a time + the float32 samples and,
+for the energy loss, their solutions)::
+
+    bytes ~= m * n_fluid * 8 + samples * n * 4 * (2 if solutions else 1)
 
 with ``n`` the grid's cells. :func:`check_memory` refuses (``ValueError``) above
 ``max_bytes`` (8 GiB by default) before anything is allocated.
@@ -39,6 +43,8 @@ import numpy as np
 import scipy.linalg
 
 from dcdm.problems import Grid, rhs, scenes
+
+from .config import DataMix
 
 if TYPE_CHECKING:  # torch is imported lazily (only build_dataset needs it)
     import torch
@@ -57,18 +63,22 @@ __all__ = [
     "random_rhs",
     "ritz_rhs",
     "solve_residuals",
+    "solve_samples",
 ]
 
 DEFAULT_MAX_BYTES = 8 * 2**30
 
 
-def estimate_bytes(n: int, m: int, samples: int, n_fluid: int | None = None) -> int:
-    """``m * n_fluid * 8 + samples * n * 4``: peak bytes of :func:`build_dataset`."""
-    return int(m) * int(n if n_fluid is None else n_fluid) * 8 + int(samples) * int(n) * 4
+def estimate_bytes(n: int, m: int, samples: int, n_fluid: int | None = None,
+                   solutions: bool = False) -> int:
+    """``m * n_fluid * 8 + samples * n * 4 * (2 if solutions else 1)``: peak bytes of
+    :func:`build_dataset`."""
+    per_sample = int(n) * 4 * (2 if solutions else 1)
+    return int(m) * int(n if n_fluid is None else n_fluid) * 8 + int(samples) * per_sample
 
 
 def check_memory(n: int, m: int, samples: int, max_bytes: int = DEFAULT_MAX_BYTES,
-                 n_fluid: int | None = None) -> int:
+                 n_fluid: int | None = None, solutions: bool = False) -> int:
     """Return :func:`estimate_bytes`; ``ValueError`` if it exceeds ``max_bytes``.
 
     Examples
@@ -80,10 +90,11 @@ def check_memory(n: int, m: int, samples: int, max_bytes: int = DEFAULT_MAX_BYTE
     ...
     ValueError: training data would need 312.5 GiB (m * n * 8 + samples * n * 4 ...
     """
-    need = estimate_bytes(n, m, samples, n_fluid)
+    need = estimate_bytes(n, m, samples, n_fluid, solutions)
     if need > max_bytes:
+        sol = " * 2" if solutions else ""
         raise ValueError(
-            f"training data would need {need / 2**30:.1f} GiB (m * n * 8 + samples * n * 4 "
+            f"training data would need {need / 2**30:.1f} GiB (m * n * 8 + samples * n * 4{sol} "
             f"with m={m}, n={n}, samples={samples}), above max_bytes = {max_bytes / 2**30:.1f} "
             "GiB; lower the Lanczos steps m, the sample counts or the grid size"
         )
@@ -284,6 +295,27 @@ def solve_residuals(grid: Grid, count: int, rng: np.random.Generator,
     return out
 
 
+def solve_samples(grid: Grid, b: np.ndarray, rtol: float = 1e-8,
+                  dtype=np.float32) -> np.ndarray:
+    """Solutions ``e = A^{-1} b`` of the rows of ``b`` (``(count, n)``) by MG-PCG.
+
+    A closed region's constant null space is projected out of ``b`` by the
+    solver, so ``e`` is the minimum-norm-in-that-region solution; ``e . b`` is
+    ``||e||_A^2`` either way.
+    """
+    from dcdm.solvers import cg
+
+    A = grid.laplacian()
+    out = np.zeros(b.shape, dtype=dtype)
+    for i, bi in enumerate(b):
+        res = cg(A, bi.astype(np.float64), M="mg", rtol=rtol, maxiter=200)
+        if not res.converged:
+            raise RuntimeError(f"MG-PCG did not reach rtol={rtol} on training sample {i} "
+                               f"({res.reason}); cannot form the energy-loss solution")
+        out[i] = res.x
+    return out
+
+
 # -- scenes and the dataset ----------------------------------------------------------------
 @dataclass(frozen=True)
 class SceneSplit:
@@ -331,36 +363,21 @@ def make_scenes(shape: Sequence[int], n_train: int, n_validation: int,
     return SceneSplit(tuple(train), tuple(val), tuple(tseeds), tuple(vseeds))
 
 
-@dataclass(frozen=True)
-class DataMix:
-    """Samples per scene of each source, and the Lanczos settings."""
-
-    ritz: int = 48
-    random: int = 96
-    smooth: int = 32
-    residual: int = 96
-    lanczos_m: int = 400
-    theta: int = 20
-    residual_methods: tuple[str, ...] = ("cg", "mg")
-
-    @property
-    def per_scene(self) -> int:
-        return self.ritz + self.random + self.smooth + self.residual
-
-
 KINDS = ("ritz", "random", "smooth", "residual")
 
 
 @dataclass
 class Dataset:
     """In-memory training data: ``b[i]`` (float32 ``(N, 1, *grid)`` tensor, unit norm,
-    zero off FLUID) belongs to scene ``scene[i]``; ``flags[s]`` are the scenes' flags."""
+    zero off FLUID) belongs to scene ``scene[i]``; ``flags[s]`` are the scenes' flags;
+    ``e[i] = A^{-1} b[i]`` when the solutions were computed (energy loss), else None."""
 
     b: torch.Tensor
     scene: torch.Tensor
     kind: torch.Tensor
     flags: np.ndarray
     kinds: tuple[str, ...] = field(default=KINDS)
+    e: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.b.shape[0])
@@ -371,10 +388,13 @@ class Dataset:
 
 
 def build_dataset(grids: Sequence[Grid], mix: DataMix, seed: int = 0,
-                  max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = False) -> Dataset:
+                  max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = False,
+                  solutions: bool = False) -> Dataset:
     """Generate ``mix`` samples on every grid (same shape) into a :class:`Dataset`.
 
-    The memory formula is checked for the whole set first (see the module docstring).
+    With ``solutions=True`` every sample's ``e = A^{-1} b`` is computed too
+    (:func:`solve_samples`; needed by the energy loss). The memory formula is
+    checked for the whole set first (see the module docstring).
     """
     import torch
     from tqdm.auto import tqdm
@@ -385,9 +405,11 @@ def build_dataset(grids: Sequence[Grid], mix: DataMix, seed: int = 0,
     n = grids[0].size
     m = mix.lanczos_m if mix.ritz else 0
     total = mix.per_scene * len(grids)
-    check_memory(n, m, total, max_bytes, n_fluid=max(g.n_fluid for g in grids))
+    check_memory(n, m, total, max_bytes, n_fluid=max(g.n_fluid for g in grids),
+                 solutions=solutions)
     rng = np.random.default_rng([int(seed), 0xDA7A])
     b = np.zeros((total, n), dtype=np.float32)
+    e = np.zeros((total, n), dtype=np.float32) if solutions else None
     scene = np.zeros(total, dtype=np.int64)
     kind = np.zeros(total, dtype=np.int64)
     i = 0
@@ -405,10 +427,13 @@ def build_dataset(grids: Sequence[Grid], mix: DataMix, seed: int = 0,
             parts.append(("residual", solve_residuals(g, mix.residual, rng,
                                                       mix.residual_methods)))
         for name, arr in parts:
+            if e is not None:
+                e[i:i + len(arr)] = solve_samples(g, arr)
             b[i:i + len(arr)] = arr
             scene[i:i + len(arr)] = s
             kind[i:i + len(arr)] = KINDS.index(name)
             i += len(arr)
     shape = grids[0].shape
     return Dataset(torch.from_numpy(b).view(total, 1, *shape), torch.from_numpy(scene),
-                   torch.from_numpy(kind), np.stack([g.flags for g in grids]))
+                   torch.from_numpy(kind), np.stack([g.flags for g in grids]),
+                   e=None if e is None else torch.from_numpy(e).view(total, 1, *shape))

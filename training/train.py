@@ -30,7 +30,7 @@ import torch
 
 from . import weights
 from .config import RESUME_MAY_CHANGE, TrainConfig
-from .data import Dataset, build_dataset, make_scenes, random_rhs
+from .data import Dataset, build_dataset, make_scenes, random_rhs, solve_samples
 from .loss import dcdm_loss
 from .model import DCDMNet
 from .torch_ops import GridOperator
@@ -99,6 +99,8 @@ _DATA_FIELDS = ("dim", "n", "scenes", "obstacles", "ritz", "random", "smooth", "
 
 def _data(config: TrainConfig, split, out: Path, progress: bool) -> Dataset:
     key = {k: config.to_dict()[k] for k in _DATA_FIELDS}
+    solutions = config.loss == "energy"
+    key["solutions"] = solutions
     path = out / "data.safetensors"
     if config.cache_data and path.exists():
         try:
@@ -106,15 +108,17 @@ def _data(config: TrainConfig, split, out: Path, progress: bool) -> Dataset:
             if meta["data_key"] == key:
                 log.info("reusing the training data in %s", path)
                 return Dataset(tensors["b"], tensors["scene"], tensors["kind"],
-                               tensors["flags"].numpy())
+                               tensors["flags"].numpy(), e=tensors.get("e"))
         except ValueError as exc:
             log.warning("ignoring the cached data (%s); regenerating", exc)
     data = build_dataset(split.train, config.data_mix(), seed=config.seed,
-                         max_bytes=config.max_bytes, progress=progress)
+                         max_bytes=config.max_bytes, progress=progress, solutions=solutions)
     if config.cache_data:
-        weights.write_tensors(path, {"b": data.b, "scene": data.scene, "kind": data.kind,
-                                     "flags": torch.from_numpy(data.flags)},
-                              {"kind": "data", "data_key": key})
+        tensors = {"b": data.b, "scene": data.scene, "kind": data.kind,
+                   "flags": torch.from_numpy(data.flags)}
+        if data.e is not None:
+            tensors["e"] = data.e
+        weights.write_tensors(path, tensors, {"kind": "data", "data_key": key})
     return data
 
 
@@ -126,23 +130,36 @@ def _validation_data(config: TrainConfig, split) -> Dataset:
         for kind in ("random", "smooth"):
             bs.append(random_rhs(g, max(config.validation_rhs, 1), rng, kind))
             scene += [s] * len(bs[-1])
-    b = torch.from_numpy(np.concatenate(bs)).view(len(scene), 1, *config.shape)
+    b_np = np.concatenate(bs)
+    e = None
+    if config.loss == "energy":
+        e_np = np.concatenate([solve_samples(split.validation[s], b_np[i:i + 1])
+                               for i, s in enumerate(scene)])
+        e = torch.from_numpy(e_np).view(len(scene), 1, *config.shape)
+    b = torch.from_numpy(b_np).view(len(scene), 1, *config.shape)
     return Dataset(b, torch.tensor(scene), torch.zeros(len(scene), dtype=torch.int64),
-                   np.stack([g.flags for g in split.validation]))
+                   np.stack([g.flags for g in split.validation]), e=e)
 
 
-def _loss(model, b, scene, op: GridOperator, config: TrainConfig) -> torch.Tensor:
+def _loss(model, b, scene, op: GridOperator, config: TrainConfig, e=None) -> torch.Tensor:
     return dcdm_loss(model(b), b, lambda x: op(x, scene), mode=config.loss,
                      cos_weight=config.cos_weight, scale_weight=config.scale_weight,
-                     fluid=op.fluid(scene) if config.cos_weight else None)
+                     fluid=op.fluid(scene) if config.cos_weight else None, e=e)
+
+
+def _batch(data: Dataset, idx, device, fmt=torch.contiguous_format):
+    """``(b, scene, e)`` of the samples ``idx`` on ``device`` (``e`` None without solutions)."""
+    b = data.b[idx].to(device).contiguous(memory_format=fmt)
+    e = None if data.e is None else data.e[idx].to(device).contiguous(memory_format=fmt)
+    return b, data.scene[idx].to(device), e
 
 
 @torch.no_grad()
 def _eval_loss(model, data: Dataset, op: GridOperator, config: TrainConfig, device) -> float:
     total = 0.0
     for i in range(0, len(data), config.batch_size):
-        b = data.b[i:i + config.batch_size].to(device)
-        total += float(_loss(model, b, data.scene[i:i + len(b)].to(device), op, config)) * len(b)
+        b, scene, e = _batch(data, slice(i, i + config.batch_size), device)
+        total += float(_loss(model, b, scene, op, config, e)) * len(b)
     return total / max(len(data), 1)
 
 
@@ -310,8 +327,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
                    disable=not progress, leave=False)
         for i in bar:
             idx = perm[i:i + config.batch_size]
-            b = data.b[idx].to(device).contiguous(memory_format=fmt)
-            loss = _loss(model, b, data.scene[idx].to(device), op, config)
+            b, scene, e = _batch(data, idx, device, fmt)
+            loss = _loss(model, b, scene, op, config, e)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -346,7 +363,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
 
 
 def _loss_name(config: TrainConfig) -> str:
-    name = "paper: ||b - alpha A f(b)||^2, alpha = f.b / f.Af"
+    if config.loss == "energy":
+        name = "energy: 1 - (f.b)|f.b| / ((f.Af)(e.b)), e = A^-1 b"
+    else:
+        name = "paper: ||b - alpha A f(b)||^2, alpha = f.b / f.Af"
     if config.loss == "abs":
         name += " (|alpha|)"
     if config.cos_weight:

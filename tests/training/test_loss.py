@@ -30,6 +30,29 @@ def test_exact_inverse_has_zero_loss(problem):
     np.testing.assert_allclose(line_search(2 * f, b, A(2 * f)).numpy(), 0.5)
 
 
+def test_energy_loss(problem):
+    g, A, b = problem
+    import scipy.sparse.linalg as spla
+
+    Acsr = g.laplacian().to_csr().tocsc()
+    e = torch.from_numpy(np.stack([spla.spsolve(Acsr, bi.ravel()).reshape(g.shape)
+                                   for bi in b[:, 0]]))[:, None]
+    per = dcdm_loss(3 * e, b, A, mode="energy", e=e, reduction="none")
+    np.testing.assert_allclose(per.numpy(), 0.0, atol=1e-12)  # exact inverse, any scale
+    flipped = dcdm_loss(-e, b, A, mode="energy", e=e, reduction="none")
+    np.testing.assert_allclose(flipped.numpy(), 2.0, atol=1e-12)  # wrong sign: worst
+    f = torch.randn_like(b)
+    per = dcdm_loss(f, b, A, mode="energy", e=e, reduction="none")
+    # one exact line search along f leaves ||e - alpha f||_A^2 / ||e||_A^2 (for f.b > 0)
+    alpha = line_search(f, b, A(f)).view(-1, 1, 1, 1)
+    d = e - alpha * f
+    left = (d * A(d)).flatten(1).sum(1) / (e * b).flatten(1).sum(1)
+    pos = (f * b).flatten(1).sum(1) > 0
+    torch.testing.assert_close(per[pos], left[pos])
+    torch.testing.assert_close(per[~pos], 2 - left[~pos])
+    assert float(dcdm_loss(torch.zeros_like(b), b, A, mode="energy", e=e)) == 1.0
+
+
 def test_scale_invariant_and_per_sample(problem, rng):
     _, A, b = problem
     f = torch.randn_like(b)
@@ -62,3 +85,7 @@ def test_errors(problem):
         dcdm_loss(b, b, A, mode="l1")
     with pytest.raises(ValueError, match="same shape"):
         dcdm_loss(b[:2], b, A)
+    with pytest.raises(ValueError, match=r"mode='energy' needs the solutions e = A\^\{-1\} b"):
+        dcdm_loss(b, b, A, mode="energy")
+    with pytest.raises(ValueError, match="e and b must have the same shape"):
+        dcdm_loss(b, b, A, mode="energy", e=b[:2])

@@ -42,6 +42,42 @@ def test_a_few_steps_reduce_the_loss():
     assert after < 0.8 * before
 
 
+def test_energy_data_carries_solutions():
+    grids = make_scenes((12, 12), 1, 0, seed=2).train
+    ds = build_dataset(grids, DataMix(ritz=2, random=2, smooth=1, residual=2, lanczos_m=20),
+                       solutions=True)
+    A = grids[0].laplacian()
+    for b, e in zip(ds.b[:, 0].double().numpy(), ds.e[:, 0].double().numpy(), strict=True):
+        r = b - A.matvec(e)
+        assert np.linalg.norm(r) < 1e-5 * np.linalg.norm(b)  # e is stored in float32
+
+
+def test_energy_loss_trains_where_the_paper_loss_collapses():
+    """Smooth right-hand sides at 32^2: under the paper's 2-norm loss (|alpha| variant) the
+    net collapses to the useless f . b = 0 (energy left 1.0); the energy loss learns."""
+    grids = make_scenes((32, 32), 1, 0, seed=0).train
+    ds = build_dataset(grids, DataMix(ritz=0, random=0, smooth=12, residual=0, lanczos_m=1),
+                       solutions=True)
+    op = GridOperator.from_grids(grids)
+
+    def energy_left(net):
+        return dcdm_loss(net(ds.b), ds.b, lambda x: op(x, ds.scene), mode="energy", e=ds.e)
+
+    left = {}
+    for mode in ("abs", "energy"):
+        torch.manual_seed(0)
+        net = DCDMNet(dim=2, channels=8, levels=2)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        for _ in range(60):
+            opt.zero_grad()
+            dcdm_loss(net(ds.b), ds.b, lambda x: op(x, ds.scene), mode=mode, e=ds.e).backward()
+            opt.step()
+        with torch.no_grad():
+            left[mode] = float(energy_left(net))
+    assert left["abs"] > 0.95
+    assert left["energy"] < 0.7
+
+
 def test_train_writes_everything(tmp_path):
     res = train(dataclasses.replace(TINY, out=str(tmp_path)), progress=False)
     for p in (res.best_path, res.final_path, res.checkpoint_path):
@@ -55,7 +91,7 @@ def test_train_writes_everything(tmp_path):
     assert res.wall_time > 0 and res.best_epoch in (1, 2)
     meta = weights.read_meta(res.best_path)
     assert meta["training"]["n"] == 16 and meta["training_grid"] == [16, 16]
-    assert "alpha" in meta["loss"] and meta["validation"]["epoch"] == res.best_epoch
+    assert "energy" in meta["loss"] and meta["validation"]["epoch"] == res.best_epoch
     net = weights.load_network(res.best_path, dim=2, compile=False)
     assert net(np.ones((16, 16))).shape == (16, 16)
 
@@ -83,7 +119,7 @@ def test_resume_refuses_a_different_config(tmp_path):
 
 def test_config_round_trip_and_errors():
     assert TrainConfig.from_dict(json.loads(json.dumps(TINY.to_dict()))) == TINY
-    with pytest.raises(ValueError, match="loss must be 'paper' or 'abs'"):
+    with pytest.raises(ValueError, match=r"loss must be one of \('energy', 'paper', 'abs'\)"):
         TrainConfig(loss="l2")
     with pytest.raises(ValueError, match="the data mix is empty"):
         TrainConfig(ritz=0, random=0, smooth=0, residual=0)
