@@ -37,7 +37,8 @@ METHODS = {
 }
 
 
-def run(dim: int, train_n: int, factors, rtols, model, obstacles: int) -> list[dict]:
+def run(dim: int, train_n: int, factors, rtols, model, obstacles: int,
+        methods=tuple(METHODS), paper_maxiter: int = 300) -> list[dict]:
     records = []
     for factor in factors:
         n = train_n * factor
@@ -48,8 +49,10 @@ def run(dim: int, train_n: int, factors, rtols, model, obstacles: int) -> list[d
             for kind in ("random", "smooth"):
                 b = getattr(rhs, kind)(grid, seed=seed)
                 for rtol in rtols:
-                    for name, opts in METHODS.items():
-                        opts = dict(opts)
+                    for name in methods:
+                        opts = dict(METHODS[name])
+                        if name == "dcdm-paper":
+                            opts["maxiter"] = paper_maxiter
                         if opts["method"] == "dcdm":
                             opts["model"] = model
                         maxiter = opts.pop("maxiter", None)
@@ -99,15 +102,20 @@ def main(argv=None) -> int:
     p.add_argument("--rtol", type=float, nargs="+", default=[1e-4, 1e-6])
     p.add_argument("--obstacles", type=int, default=8)
     p.add_argument("--model", default=None, help="weights (default: the shipped ones)")
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    p.add_argument("--paper-maxiter", type=int, default=300,
+                   help="iteration cap of the paper loop (the official harness uses 100)")
     p.add_argument("--out", type=Path, required=True, help="JSON of every run")
     p.add_argument("--md", type=Path, default=None, help="append the table to this file")
     args = p.parse_args(argv)
     factors = args.factors or ([1, 2, 4, 8] if args.dim == 2 else [1, 2, 4])
     t0 = time.perf_counter()
-    records = run(args.dim, args.train_n, factors, args.rtol, args.model, args.obstacles)
+    records = run(args.dim, args.train_n, factors, args.rtol, args.model, args.obstacles,
+                  args.methods, args.paper_maxiter)
     md = table(records)
     meta = dict(machine=platform.processor() or platform.machine(), date=time.ctime(),
-                wall_s=time.perf_counter() - t0, dcdm=dcdm.__version__, seeds=EVAL_SEEDS)
+                wall_s=time.perf_counter() - t0, dcdm=dcdm.__version__, seeds=EVAL_SEEDS,
+                model=args.model or f"dcdm-{args.dim}d", paper_maxiter=args.paper_maxiter)
     args.out.write_text(json.dumps(dict(meta=meta, records=records), indent=1))
     print(md)
     if args.md:

@@ -3,14 +3,29 @@
 Back-ends
 ---------
 ``"numpy"``
-    :mod:`dcdm.kernels.reference`, the oracle; works on any array-API array.
+    :mod:`dcdm.kernels.reference`, the oracle (NumPy arrays).
 ``"numba"``
-    :mod:`dcdm.kernels.cpu`, multi-threaded; used for NumPy arrays when numba is
-    installed (the ``numba`` extra).
+    :mod:`dcdm.kernels.cpu` (and :mod:`dcdm.kernels.cpu_mg`), multi-threaded; used
+    for NumPy arrays when numba is installed (the ``numba`` extra).
+``"xp"``
+    :mod:`dcdm.kernels.xp`, written once against the array API: any array library
+    (torch tensors on any device, CuPy arrays, ...), on the array's own device.
+``"cuda"``
+    The CUDA kernels (``dcdm.kernels.cuda``, loaded through CuPy), used when CuPy
+    imports and a GPU is present (``available()``).
 
-:func:`select` picks the back-end for an array: NumPy arrays get ``"numba"`` when
-it imports, everything else the reference. The environment variable
-``DCDM_KERNELS=numpy`` forces the reference (useful for debugging).
+:func:`select` picks the back-end by the array's type:
+
+- NumPy arrays: ``"numba"`` when it imports, else the reference;
+  ``DCDM_KERNELS=numpy`` forces the reference (useful for debugging).
+- CuPy arrays: ``"cuda"`` when available, else ``"xp"``.
+- CUDA torch tensors: ``"cuda"`` through a zero-copy DLPack adapter
+  (``cupy.from_dlpack``) when available, else ``"xp"`` (torch's own kernels).
+- Everything else (CPU torch tensors, other array-API arrays): ``"xp"``.
+
+The stencil arrays (padded flags, stencil code) must be on the array's device:
+:meth:`dcdm.problems.Grid.kernel_arrays` converts them once per namespace and device.
+torch and CuPy are never imported here unless such an array is passed.
 
 Examples
 --------
@@ -29,7 +44,8 @@ from __future__ import annotations
 import functools
 import importlib
 import os
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -38,37 +54,133 @@ from . import reference
 __all__ = ["available_backends", "axpy", "cg_update", "dot", "laplacian_matvec",
     "laplacian_matvec_fluid", "mg_backend", "select", "xpby"]
 
-_MODULES = {"numpy": "dcdm.kernels.reference", "numba": "dcdm.kernels.cpu"}
+_MODULES = {"numpy": "dcdm.kernels.reference", "numba": "dcdm.kernels.cpu",
+            "xp": "dcdm.kernels.xp", "cuda": "dcdm.kernels.cuda"}
+#: the functions of the vector/stencil and of the multigrid kernel sets
+_VECTOR_FUNCS = ("laplacian_matvec", "laplacian_matvec_fluid", "cg_update", "xpby", "dot",
+                 "axpy")
+_MG_FUNCS = ("rbgs_sweep", "residual_restrict", "prolong_add", "rbgs_cells")
 
 
 @functools.cache
 def _load(name: str) -> ModuleType | None:
+    if name == "cuda":
+        return _load_cuda()
     try:
         return importlib.import_module(_MODULES[name])
     except ImportError:
         return None
 
 
+def _load_cuda() -> ModuleType | None:
+    """The CUDA kernel module when it imports and reports a usable GPU, else None."""
+    try:
+        mod = importlib.import_module(_MODULES["cuda"])
+    except ImportError:
+        return None
+    try:
+        ok = bool(mod.available())
+    except Exception:  # a broken driver or toolkit: fall back, never fail the solve
+        ok = False
+    return mod if ok else None
+
+
 def available_backends() -> list[str]:
-    """Names of the kernel back-ends that import on this machine."""
+    """Names of the kernel back-ends that import (and, for ``"cuda"``, find a GPU) here."""
     return [name for name in _MODULES if _load(name) is not None]
 
 
-def select(x, backend: str | None = None) -> ModuleType:
+def _kind(x) -> str:
+    """``"cupy"``, ``"torch-cuda"``, ``"numpy"`` or ``"other"``, by type (imports nothing)."""
+    if isinstance(x, np.ndarray):
+        return "numpy"
+    mod = type(x).__module__
+    if mod.startswith("cupy"):
+        return "cupy"
+    if mod.startswith("torch") and getattr(x, "is_cuda", False):
+        return "torch-cuda"
+    return "other"
+
+
+def _from_dlpack(a):
+    import cupy
+
+    return cupy.from_dlpack(a)
+
+
+def _convert(arg):
+    """torch CUDA tensors (also inside tuples) as zero-copy CuPy views; others unchanged."""
+    if isinstance(arg, tuple):
+        return tuple(_convert(a) for a in arg)
+    if type(arg).__module__.startswith("torch") and getattr(arg, "is_cuda", False):
+        return _from_dlpack(arg)
+    return arg
+
+
+def _torch_adapter(fn, returns: int | None):
+    """``fn`` (CuPy arrays) called on torch CUDA tensors through DLPack, zero-copy.
+
+    ``returns`` is the index of the argument the kernel returns (its in-place output),
+    so that the caller gets its own tensor back; None for kernels returning a float/None.
+    """
+
+    def call(*args, **kwargs):
+        res = fn(*(_convert(a) for a in args), **{k: _convert(v) for k, v in kwargs.items()})
+        return args[returns] if returns is not None else res
+
+    call.__name__ = fn.__name__
+    call.__doc__ = fn.__doc__
+    return call
+
+
+#: which argument each kernel returns (its output), for the torch adapter
+_RETURNS = {"laplacian_matvec": 2, "laplacian_matvec_fluid": 2, "xpby": 2, "axpy": 2}
+
+
+@functools.cache
+def _device_backend(kind: str, mg: bool) -> Any:
+    """The kernel set for a non-NumPy array kind: CUDA where it is available (filled in
+    with the generic kernels for any function it lacks), else the generic module."""
+    generic = _load("xp")
+    cuda = _load("cuda") if kind in ("cupy", "torch-cuda") else None
+    if cuda is None:
+        return generic
+    funcs = {}
+    for name in (_MG_FUNCS if mg else _VECTOR_FUNCS):
+        fn = getattr(cuda, name, None)
+        if fn is None:
+            funcs[name] = getattr(generic, name)
+        elif kind == "torch-cuda":
+            funcs[name] = _torch_adapter(fn, _RETURNS.get(name))
+        else:
+            funcs[name] = fn
+    return SimpleNamespace(__name__=f"{cuda.__name__}[{kind}]", **funcs)
+
+
+def select(x, backend: str | None = None) -> Any:
     """Return the kernel module to use for array ``x``.
 
     Parameters
     ----------
     x : array
         The array the kernel will run on.
-    backend : {"numpy", "numba"}, optional
-        Force a back-end; default picks the fastest available for ``x``.
+    backend : {"numpy", "numba", "xp", "cuda"}, optional
+        Force a back-end; default picks the fastest available for ``x`` (see the
+        module docstring).
     """
     if backend is not None:
         if backend not in _MODULES:
             raise ValueError(
                 f"backend={backend!r} is not a kernel back-end; choose one of {sorted(_MODULES)}"
             )
+        if backend == "cuda":
+            if _load("cuda") is None:
+                raise ImportError(
+                    "kernel back-end 'cuda' is not available: it needs CuPy, the CUDA kernels "
+                    "and a GPU; install the extra: pip install 'dcdm[cuda]'"
+                )
+            kind = _kind(x)
+            return _device_backend(kind if kind == "torch-cuda" else "cupy", False)
         mod = _load(backend)
         if mod is None:
             raise ImportError(
@@ -80,12 +192,18 @@ def select(x, backend: str | None = None) -> ModuleType:
         mod = _load("numba")
         if mod is not None:
             return mod
-    return reference
+    if isinstance(x, np.ndarray):
+        return reference
+    return _device_backend(_kind(x), False)
 
 
-def mg_backend(x=None) -> ModuleType:
+def mg_backend(x=None) -> Any:
     """The module with the multigrid kernels (``rbgs_sweep``, ``residual_restrict``,
-    ``prolong_add``): Numba when available (and not forced off), else the reference."""
+    ``prolong_add``, ``rbgs_cells``) for arrays like ``x``: for NumPy (or ``x=None``)
+    Numba when available (and not forced off), else the reference; for other arrays
+    as :func:`select` (CUDA where available, else the generic :mod:`.xp` kernels)."""
+    if x is not None and not isinstance(x, np.ndarray):
+        return _device_backend(_kind(x), True)
     if os.environ.get("DCDM_KERNELS", "") != "numpy" and _load("numba") is not None:
         return importlib.import_module("dcdm.kernels.cpu_mg")
     return reference

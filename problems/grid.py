@@ -154,6 +154,29 @@ class Grid:
         c.flags.writeable = False
         return c
 
+    def kernel_arrays(self, like) -> tuple:
+        """``(padded_flags, stencil_code, fluid)`` in the namespace and on the device of
+        array ``like``, for kernels running on such arrays.
+
+        Converted at the first call for each (array namespace, device) and cached, so
+        the transfer happens once at the edge, never per iteration. NumPy ``like`` gets
+        the grid's own read-only arrays.
+        """
+        if isinstance(like, np.ndarray):
+            return self.padded_flags, self.stencil_code, self.fluid
+        from array_api_compat import device
+
+        key = (type(like).__module__.split(".")[0], str(device(like)))
+        cache = self.__dict__.setdefault("_kernel_arrays", {})
+        arrays = cache.get(key)
+        if arrays is None:
+            from dcdm.kernels.xp import asarray_like
+
+            arrays = tuple(asarray_like(a, like)
+                           for a in (self.padded_flags, self.stencil_code, self.fluid))
+            cache[key] = arrays
+        return arrays
+
     def __repr__(self) -> str:
         counts = {c.name: int((self._flags == c).sum()) for c in CellType}
         return (
@@ -248,19 +271,30 @@ class GridLaplacian:
         """``A @ x`` for ``x`` that is zero off :attr:`support` (about 2x faster than
         :meth:`matvec`; wrong for any other ``x``). The solvers use it for their
         Krylov vectors, which live on the FLUID cells."""
-        if out is None:
-            out = np.empty_like(x) if isinstance(x, np.ndarray) else x * 0
-        kernels.laplacian_matvec_fluid(self.grid.stencil_code, x.reshape(self.grid.shape),
+        if isinstance(x, np.ndarray):
+            code = self.grid.stencil_code
+            if out is None:
+                out = np.empty_like(x)
+        else:
+            code = self.grid.kernel_arrays(x)[1]
+            if out is None:
+                out = x * 0
+        kernels.laplacian_matvec_fluid(code, x.reshape(self.grid.shape),
                                        out.reshape(self.grid.shape), self.scale)
         return out
 
     def matvec(self, x, out=None):
         """Return ``A @ x`` (``x`` 1-D of length ``grid.size``); writes into ``out`` if given."""
         xg = x.reshape(self.grid.shape)
-        if out is None:
-            out = np.empty_like(x) if isinstance(x, np.ndarray) else x * 0
-        kernels.laplacian_matvec(self.grid.padded_flags, xg, out.reshape(self.grid.shape),
-                                 self.scale)
+        if isinstance(x, np.ndarray):
+            fp = self.grid.padded_flags
+            if out is None:
+                out = np.empty_like(x)
+        else:
+            fp = self.grid.kernel_arrays(x)[0]
+            if out is None:
+                out = x * 0
+        kernels.laplacian_matvec(fp, xg, out.reshape(self.grid.shape), self.scale)
         return out
 
     def __matmul__(self, x):

@@ -30,6 +30,7 @@ from typing import Any
 from dcdm import kernels
 
 from .precond import make_preconditioner
+from .precond.base import require_host
 from .problem import LinearProblem
 from .result import Reason, SolveResult
 
@@ -88,6 +89,7 @@ def cg(
     (True, [0.090909, 0.636364])
     """
     prob = LinearProblem(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter)
+    require_host(M, prob.b)
     P = make_preconditioner(M, prob.A, **(precond_options or {}))
     if P is not None and not (P.is_linear and P.is_spd):
         raise ValueError(

@@ -54,14 +54,14 @@ SECOND = ("mg", "rbgs", "none")
 class _Directions:
     """Ring buffer of the last ``k`` search directions ``p_j``, ``A p_j``, ``p_j . A p_j``."""
 
-    def __init__(self, k: int, like):
+    def __init__(self, k: int, like, xp):
         self.k = k
-        self.p = [np.empty_like(like) for _ in range(k + 1)]
-        self.Ap = [np.empty_like(like) for _ in range(k + 1)]
+        self.p = [xp.empty_like(like) for _ in range(k + 1)]
+        self.Ap = [xp.empty_like(like) for _ in range(k + 1)]
         self.pAp = [0.0] * (k + 1)
         self.count = 0
 
-    def next_slot(self) -> tuple[np.ndarray, np.ndarray]:
+    def next_slot(self) -> tuple[Any, Any]:
         s = self.count % (self.k + 1)
         return self.p[s], self.Ap[s]
 
@@ -78,17 +78,33 @@ class _Directions:
         self.count += 1
 
 
-def _resolve_network(model, grid) -> Callable:
-    """A callable ``f(r_grid) -> q_grid``: shipped weights, a checkpoint path, or a callable."""
+def _resolve_network(model, grid, like=None) -> Callable:
+    """A callable ``f(r_grid) -> q_grid``: shipped weights, a checkpoint path, or a callable.
+
+    With ``like`` a torch tensor or CuPy array, a loaded network is moved (once, here) to
+    ``like``'s device, so that each call runs where the solver's vectors are.
+    """
     if callable(model) and not isinstance(model, str) and not hasattr(model, "state_dict"):
         net = model
     else:  # None, a name, a path, or a torch module: torch loads here, not before
         from dcdm.training.weights import load_network
 
         net = load_network(model, dim=grid.ndim)
+    if like is not None and not isinstance(like, np.ndarray) and hasattr(net, "to") and (
+            hasattr(net, "device")):
+        net = net.to(_torch_device(like))
     if hasattr(net, "warmup"):  # trace/compile for this shape now, not inside the first solve
         net.warmup(grid.shape)
     return net
+
+
+def _torch_device(like) -> str:
+    """The torch name of ``like``'s device: ``"cpu"``, ``"cuda:0"``, ..."""
+    from array_api_compat import device
+
+    if type(like).__module__.startswith("cupy"):
+        return f"cuda:{like.device.id}"
+    return str(device(like))
 
 
 def _second_direction(kind: str, A):
@@ -126,7 +142,9 @@ def dcdm(
         A grid operator (``dcdm.problems.Grid.laplacian()``); the network
         works on the grid.
     b, x0, rtol, atol, maxiter, callback, check
-        As in :func:`dcdm.solve`.
+        As in :func:`dcdm.solve`. With a torch tensor or CuPy ``b`` the loop, the
+        second direction and the network all run on ``b``'s device (a loaded network
+        is moved there once; CuPy reaches torch through DLPack, without copies).
     model : None, str, path or callable
         ``None``: the shipped weights for the grid's dimensionality; a shipped
         name (``"dcdm-2d"``, ``"dcdm-3d"``) or a checkpoint path; or any
@@ -179,10 +197,8 @@ def dcdm(
         raise TypeError(f"dcdm got unexpected keyword argument(s) {sorted(precond_options)}")
     grid = require_grid(A, "method='dcdm'", ": the network acts on the grid")
     prob = LinearProblem(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter)
-    if not isinstance(prob.b, np.ndarray):
-        raise TypeError("method='dcdm' runs on NumPy arrays for now")
     t0 = time.perf_counter()
-    net = _resolve_network(model, grid)
+    net = _resolve_network(model, grid, like=prob.b)
     S = _second_direction(second, prob.A) if variant == "robust" else None
     setup_time = time.perf_counter() - t0
     x, r = prob.start()
@@ -210,7 +226,11 @@ def _network_direction(prob, net, r, q, shape, timer) -> None:
     out = net((r / rn).reshape(shape))
     timer["seconds"] += time.perf_counter() - t
     timer["calls"] += 1
-    q[...] = np.asarray(out, dtype=q.dtype).reshape(-1)
+    if isinstance(q, np.ndarray):
+        q[...] = np.asarray(out, dtype=q.dtype).reshape(-1)
+    else:  # the network ran on q's device (see _resolve_network): no transfer here
+        xp = prob.xp
+        q[...] = xp.reshape(xp.asarray(out, dtype=q.dtype), (-1,))
     if prob._off is not None:
         q[prob._off] = 0
     prob.project(q)
@@ -251,8 +271,8 @@ def _paper(prob, x, r, net, S, window, stall_window, timer, callback):
     hist = [prob.norm(r)]
     if hist[0] <= prob.tol:
         return prob.converged_reason(), 0, hist
-    dirs = _Directions(window, r)
-    q = np.empty_like(r)
+    dirs = _Directions(window, r, prob.xp)
+    q = prob.xp.empty_like(r)
     for it in range(1, prob.maxiter + 1):
         _network_direction(prob, net, r, q, shape, timer)
         qr, _ = _step(prob, dirs, q, r, x)
@@ -278,8 +298,8 @@ def _robust(prob, x, r, net, S, window, stall_window, timer, callback):
     hist = [prob.norm(r)]
     if hist[0] <= prob.tol:
         return prob.converged_reason(), 0, hist
-    dirs = _Directions(window, r)
-    q = np.empty_like(r)
+    dirs = _Directions(window, r, prob.xp)
+    q = prob.xp.empty_like(r)
     for it in range(1, prob.maxiter + 1):
         _network_direction(prob, net, r, q, shape, timer)
         qr, rnorm = _step(prob, dirs, q, r, x)

@@ -26,6 +26,7 @@ from typing import Any
 from dcdm import kernels
 
 from .precond import make_preconditioner
+from .precond.base import require_host
 from .problem import LinearProblem
 from .result import Reason, SolveResult
 
@@ -74,6 +75,7 @@ def fcg(
     if isinstance(truncation, bool) or not isinstance(truncation, int) or truncation < 1:
         raise ValueError(f"truncation must be an integer >= 1, got {truncation!r}")
     prob = LinearProblem(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter)
+    require_host(M, prob.b)
     P = make_preconditioner(M, prob.A, **(precond_options or {}))
     setup_time = P.setup_time if P is not None else 0.0
     x, r = prob.start()

@@ -56,7 +56,13 @@ class ConstantNullSpace:
         return sums / self._counts
 
     def project(self, v, out=None):
-        """Return ``v`` minus its mean on each region (``out`` may be ``v``)."""
+        """Return ``v`` minus its mean on each region (``out`` may be ``v``).
+
+        ``v`` may be any array-API array (torch, CuPy, ...): the projection then runs
+        in its namespace on its device (:class:`_DeviceProjection`).
+        """
+        if not isinstance(v, np.ndarray):
+            return self._on(v).project(v, out)
         if out is None:
             out = v.copy()
         elif out is not v:
@@ -70,11 +76,95 @@ class ConstantNullSpace:
 
     def residual(self, v) -> float:
         """Norm of the component of ``v`` in the null space (0 for a consistent ``v``)."""
+        if not isinstance(v, np.ndarray):
+            return self._on(v).residual(v)
         m = self.means(v)
         return float(np.sqrt(np.sum(m**2 * self._counts)))
 
+    def _on(self, v) -> _DeviceProjection:
+        """The projection's arrays in ``v``'s namespace, on its device, of its dtype (cached)."""
+        from array_api_compat import device
+
+        key = (type(v).__module__.split(".")[0], str(device(v)), str(v.dtype))
+        cache = self.__dict__.setdefault("_device", {})
+        proj = cache.get(key)
+        if proj is None:
+            proj = cache[key] = _DeviceProjection(self, v)
+        return proj
+
     def __repr__(self) -> str:
         return f"ConstantNullSpace(regions={self.n_regions}, size={int(self._inside.sum())})"
+
+
+class _DeviceProjection:
+    """:meth:`ConstantNullSpace.project` for the arrays of one namespace and device.
+
+    The region means are reductions in the array's namespace: one masked sum per region
+    for a few regions (a tree reduction, as accurate as ``mean``), a scatter-add
+    (torch ``index_add_``, CuPy ``bincount``) for many.
+    """
+
+    #: up to this many regions, one masked reduction each
+    LOOP_REGIONS = 8
+
+    def __init__(self, ns: ConstantNullSpace, like):
+        from array_api_compat import array_namespace
+
+        from dcdm.kernels.xp import asarray_like
+
+        self.xp = array_namespace(like)
+        self.single = ns._single
+        self.n_regions = ns.n_regions
+        dtype = np.dtype(str(like.dtype).split(".")[-1])
+        self.counts = asarray_like(ns._counts, like, dtype)
+        self.inside = asarray_like(ns._inside, like)
+        self.labels = asarray_like(np.where(ns._inside, ns.labels, 0), like, np.int64)
+        self.masks = None
+        if not self.single and self.n_regions <= self.LOOP_REGIONS:
+            self.masks = [asarray_like(ns.labels == k, like) for k in range(self.n_regions)]
+
+    def means(self, v):
+        xp = self.xp
+        if self.single:
+            return xp.reshape(xp.mean(v), (1,))
+        zero = xp.zeros_like(v)
+        if self.masks is not None:
+            sums = xp.stack([xp.sum(xp.where(m, v, zero)) for m in self.masks])
+        else:
+            sums = self._scatter_sums(xp.where(self.inside, v, zero))
+        return sums / self.counts
+
+    def _scatter_sums(self, w):
+        mod = type(w).__module__.split(".")[0]
+        if mod == "torch":
+            import torch
+
+            out = torch.zeros(self.n_regions, dtype=w.dtype, device=w.device)
+            return out.index_add_(0, self.labels, w)
+        if mod == "cupy":
+            import cupy
+
+            return cupy.bincount(self.labels, weights=w, minlength=self.n_regions).astype(w.dtype)
+        xp = self.xp
+        return xp.stack([xp.sum(xp.where(self.labels == k, w, xp.zeros_like(w)))
+                         for k in range(self.n_regions)])
+
+    def project(self, v, out=None):
+        xp = self.xp
+        if out is None:
+            out = xp.asarray(v, copy=True)
+        elif out is not v:
+            out[...] = v
+        m = self.means(out)
+        if self.single:
+            out -= m[0]
+        else:
+            out -= xp.where(self.inside, xp.take(m, self.labels), xp.zeros_like(out))
+        return out
+
+    def residual(self, v) -> float:
+        m = self.means(v)
+        return float(self.xp.sqrt(self.xp.sum(m**2 * self.counts)))
 
 
 def detect_nullspace(A: sp.sparray | sp.spmatrix, rtol: float = 1e-12) -> ConstantNullSpace | None:

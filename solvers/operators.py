@@ -5,6 +5,12 @@ An operator has ``shape``, ``dtype`` and ``matvec(x, out=None)``; optionally
 matrices/arrays, dense arrays and ``scipy.sparse.linalg.LinearOperator`` are
 wrapped; objects that already follow the contract (the grid operators of
 :mod:`dcdm.problems`) pass through unchanged.
+
+Arrays: the SciPy/NumPy wrappers (``host_only = True``) take NumPy vectors. A
+dense torch tensor or CuPy array, a ``torch.sparse`` tensor or a
+``cupyx.scipy.sparse`` matrix becomes an :class:`ArrayOperator`, whose
+mat-vec runs in that library on the matrix's device. Grid operators run on
+any array library (the kernels dispatch by the vector's type).
 """
 
 from __future__ import annotations
@@ -18,7 +24,14 @@ from scipy.sparse.linalg import LinearOperator
 
 from .nullspace import ConstantNullSpace, detect_nullspace
 
-__all__ = ["DenseOperator", "Operator", "SparseOperator", "WrappedLinearOperator", "as_operator"]
+__all__ = [
+    "ArrayOperator",
+    "DenseOperator",
+    "Operator",
+    "SparseOperator",
+    "WrappedLinearOperator",
+    "as_operator",
+]
 
 
 @runtime_checkable
@@ -65,6 +78,8 @@ def _check_finite(values: np.ndarray, what: str = "A") -> None:
 class SparseOperator:
     """A SciPy sparse matrix as an operator (stored as CSR)."""
 
+    host_only = True
+
     def __init__(self, A):
         _check_square(A.shape)
         dtype = _real_dtype(A.dtype)
@@ -94,6 +109,8 @@ class SparseOperator:
 
 class DenseOperator:
     """A dense 2-D NumPy array as an operator."""
+
+    host_only = True
 
     def __init__(self, A):
         A = np.asarray(A)
@@ -125,6 +142,7 @@ class WrappedLinearOperator:
     """A ``scipy.sparse.linalg.LinearOperator`` as an operator (no diagonal, no CSR)."""
 
     nullspace = None
+    host_only = True
 
     def __init__(self, A: LinearOperator):
         _check_square(A.shape)
@@ -140,12 +158,119 @@ class WrappedLinearOperator:
         return out
 
 
+def _array_library(A) -> str | None:
+    """``"torch"``/``"cupy"`` for a matrix of those libraries (dense or sparse), else None."""
+    mod = type(A).__module__
+    if mod.startswith("torch") and hasattr(A, "layout"):
+        return "torch"
+    if mod.startswith(("cupy", "cupyx")) and hasattr(A, "shape"):
+        return "cupy"
+    return None
+
+
+def torch_layout(name: str):
+    import torch
+
+    return getattr(torch, name)
+
+
+class ArrayOperator:
+    """A torch or CuPy matrix (dense, ``torch.sparse`` or ``cupyx.scipy.sparse``) as an
+    operator: the mat-vec runs in that library on the matrix's device.
+
+    A private copy is taken (in float32/float64). ``diagonal()``, ``to_csr()`` and the
+    null space come from a host CSR copy made on first use (set-up, never per iteration).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from dcdm.solvers import as_operator
+    >>> op = as_operator(torch.tensor([[2.0, -1.0], [-1.0, 2.0]], dtype=torch.float64))
+    >>> op.matvec(torch.ones(2, dtype=torch.float64)).tolist()
+    [1.0, 1.0]
+    """
+
+    def __init__(self, A, library: str):
+        _check_square(tuple(A.shape))
+        from .problem import host_dtype
+
+        dtype = _real_dtype(host_dtype(A.dtype))
+        self.library = library
+        self.sparse = (getattr(A, "layout", None) is not None and "sparse" in str(A.layout)) or (
+            type(A).__module__.startswith("cupyx"))
+        if library == "torch":
+            import torch
+
+            M = A.detach().to(dtype=getattr(torch, dtype.name), copy=True)
+            if M.layout == torch.sparse_coo:
+                M = M.coalesce()
+            values = M.values() if self.sparse else M
+            finite = bool(torch.all(torch.isfinite(values)))
+        else:
+            import cupy
+
+            M = A.astype(dtype).copy() if self.sparse else A.astype(dtype, copy=True)
+            values = M.data if self.sparse else M
+            finite = bool(cupy.all(cupy.isfinite(values)))
+        self.A = M
+        if not finite:
+            raise ValueError("A contains NaN or Inf entries; fix the assembly before solving")
+        self.shape = tuple(int(n) for n in A.shape)
+        self.dtype = dtype
+        # a dense 1-element vector of the matrix's library and device: what b must match
+        self.like = values.reshape(-1)[:1]
+
+    def _matrix(self, dtype):
+        """The matrix in the vectors' dtype (a working precision above the matrix's own:
+        converted once, then cached)."""
+        if dtype == self.A.dtype:
+            return self.A
+        cast = self.__dict__.setdefault("_cast", {})
+        M = cast.get(dtype)
+        if M is None:
+            M = cast[dtype] = self.A.to(dtype) if self.library == "torch" else self.A.astype(dtype)
+        return M
+
+    def matvec(self, x, out=None):
+        y = self._matrix(x.dtype) @ x
+        if out is None:
+            return y
+        out[...] = y
+        return out
+
+    @functools.cached_property
+    def _csr(self) -> sp.csr_array:
+        if self.library == "torch":
+            if not self.sparse:
+                return sp.csr_array(self.A.to("cpu").numpy())
+            C = self.A.to("cpu")
+            if C.layout == torch_layout("sparse_coo"):
+                i, j = C.indices().numpy()
+                return sp.coo_array((C.values().numpy(), (i, j)), shape=self.shape).tocsr()
+            if C.layout != torch_layout("sparse_csr"):
+                C = C.to_sparse_csr()
+            return sp.csr_array((C.values().numpy(), C.col_indices().numpy(),
+                                 C.crow_indices().numpy()), shape=self.shape)
+        return sp.csr_array(self.A.get())
+
+    def diagonal(self) -> np.ndarray:
+        """The diagonal as a host NumPy array (for set-up, e.g. Jacobi)."""
+        return self._csr.diagonal()
+
+    def to_csr(self) -> sp.csr_array:
+        return self._csr
+
+    @functools.cached_property
+    def nullspace(self) -> ConstantNullSpace | None:
+        return detect_nullspace(self._csr)
+
+
 def as_operator(A) -> Any:
     """Wrap ``A`` so that it follows the operator contract.
 
     Parameters
     ----------
-    A : scipy sparse matrix/array, ndarray, LinearOperator, or operator
+    A : scipy sparse matrix/array, ndarray, LinearOperator, torch/CuPy matrix, or operator
         The system matrix. Never modified.
 
     Returns
@@ -175,6 +300,9 @@ def as_operator(A) -> Any:
         return WrappedLinearOperator(A)
     if isinstance(A, np.ndarray) or isinstance(A, np.matrix):
         return DenseOperator(A)
+    library = _array_library(A)
+    if library is not None and len(getattr(A, "shape", ())) == 2:
+        return ArrayOperator(A, library)
     if hasattr(A, "matvec") and hasattr(A, "shape") and hasattr(A, "dtype"):
         _check_square(tuple(A.shape))
         _real_dtype(A.dtype)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 
 from dcdm import kernels
 
@@ -53,17 +53,64 @@ def check_tolerances(rtol, atol, maxiter, n: int) -> tuple[float, float, int]:
     return out[0], out[1], int(maxiter)
 
 
+def host_dtype(dtype) -> np.dtype:
+    """The NumPy dtype of the same name as an array library's ``dtype`` (torch's
+    ``torch.float32`` -> ``float32``); NumPy and CuPy dtypes are NumPy dtypes already.
+    A floating dtype NumPy lacks (``bfloat16``) maps to float32."""
+    if isinstance(dtype, np.dtype):
+        return dtype
+    name = str(dtype).rsplit(".", 1)[-1]
+    try:
+        return np.dtype(name)
+    except TypeError:
+        if "complex" in name:
+            return np.dtype(np.complex128)
+        if "float" in name:
+            return np.dtype(np.float32)
+        raise TypeError(f"unsupported array dtype {dtype}") from None
+
+
+def _array_kind(v) -> str:
+    """What the messages call the array: ``NumPy array``, ``torch Tensor``, ``cupy ndarray``."""
+    if isinstance(v, np.ndarray):
+        return "NumPy array"
+    return f"{type(v).__module__.split('.')[0]} {type(v).__name__}"
+
+
+def _device_of(v) -> str:
+    return str(device(v))
+
+
+def check_same_array(ref, v, ref_name: str, name: str) -> None:
+    """Raise unless ``v`` is an array of the same library and on the same device as ``ref``."""
+    if isinstance(ref, np.ndarray) and isinstance(v, np.ndarray):
+        return
+    same_lib = (isinstance(ref, np.ndarray) == isinstance(v, np.ndarray)
+                and type(ref).__module__.split(".")[0] == type(v).__module__.split(".")[0])
+    if not same_lib:
+        raise TypeError(
+            f"{name} is a {_array_kind(v)} but {ref_name} is a {_array_kind(ref)}: {ref_name} "
+            f"and {name} must be arrays of the same library (the solve runs where "
+            f"{ref_name} lives); convert {name} first"
+        )
+    d_ref, d_v = _device_of(ref), _device_of(v)
+    if d_ref != d_v:
+        raise ValueError(
+            f"{name} is on device {d_v} but {ref_name} is on device {d_ref}: move {name} to "
+            f"{ref_name}'s device first (e.g. {name}.to({ref_name}.device))"
+        )
+
+
 def _as_vector(v, n: int, name: str, xp, grid_shape: tuple[int, ...] | None) -> Any:
     """Validate a right-hand side / initial guess; returns a 1-D view (not yet copied)."""
-    dtype = v.dtype
-    if isinstance(dtype, np.dtype):
-        if np.issubdtype(dtype, np.complexfloating):
-            raise TypeError(
-                f"{name} has complex dtype {dtype}; dcdm solves real systems only "
-                "(solve the real and imaginary parts separately)"
-            )
-        if dtype.kind not in "biuf":
-            raise TypeError(f"{name} must hold real numbers, got dtype {dtype}")
+    dtype = host_dtype(v.dtype)
+    if np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(
+            f"{name} has complex dtype {v.dtype}; dcdm solves real systems only "
+            "(solve the real and imaginary parts separately)"
+        )
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {v.dtype}")
     shape = tuple(v.shape)
     allowed = {(n,), (n, 1)}
     if grid_shape is not None:
@@ -77,8 +124,35 @@ def _as_vector(v, n: int, name: str, xp, grid_shape: tuple[int, ...] | None) -> 
     return xp.reshape(v, (n,))
 
 
+def _detached(v):
+    """A torch tensor without its autograd history (the solve is not differentiated, and
+    in-place updates of a tensor that requires grad would fail); anything else unchanged."""
+    if type(v).__module__.startswith("torch") and hasattr(v, "detach"):
+        return v.detach()
+    return v
+
+
+def _check_operator_array(A, b) -> None:
+    """A host-only operator (SciPy/NumPy matrix) cannot take a device ``b``, and a torch /
+    CuPy matrix only arrays of its own library and device."""
+    if getattr(A, "host_only", False) and not isinstance(b, np.ndarray):
+        raise TypeError(
+            f"A is a {type(A).__name__} over NumPy/SciPy arrays but b is a {_array_kind(b)}: "
+            "pass b as a NumPy array, or give A as a grid operator "
+            "(dcdm.problems.Grid.laplacian(), which runs on any array library) or as a "
+            "matrix of b's library"
+        )
+    like = getattr(A, "like", None)
+    if like is not None:
+        check_same_array(like, b, "A", "b")
+
+
 class LinearProblem:
     """``A x = b`` ready to iterate on.
+
+    Any array-API ``b`` works (NumPy, torch tensors on any device, CuPy arrays) with a
+    grid operator or a matrix of ``b``'s library: the vectors live in ``b``'s namespace
+    on ``b``'s device for the whole solve, and the result comes back there.
 
     Parameters
     ----------
@@ -90,6 +164,8 @@ class LinearProblem:
     A : Operator
     b : array, 1-D, working dtype (a private copy, projected if singular)
     xp : array namespace of ``b``
+    dtype : numpy.dtype
+        The working precision (float32 or float64).
     tol : float
         The absolute tolerance on ``||b - A x||``.
     nullspace : ConstantNullSpace or None
@@ -101,28 +177,33 @@ class LinearProblem:
         self.rtol, self.atol, self.maxiter = check_tolerances(rtol, atol, maxiter, n)
         if not hasattr(b, "shape"):
             b = np.asarray(b)
+        b = _detached(b)
         xp = array_namespace(b)
         self.xp = xp
+        _check_operator_array(self.A, b)
         grid = getattr(self.A, "grid", None)
         grid_shape = tuple(grid.shape) if grid is not None else None
         self.out_shape = (n,) if tuple(b.shape) == (n, 1) else tuple(b.shape)
         b1 = _as_vector(b, n, "b", xp, grid_shape)
-        self.dtype = np.result_type(self.A.dtype, b1.dtype) if isinstance(
-            b1.dtype, np.dtype) else b1.dtype
-        if isinstance(self.dtype, np.dtype) and self.dtype not in (np.float32, np.float64):
+        self.dtype = np.result_type(host_dtype(self.A.dtype), host_dtype(b1.dtype))
+        if self.dtype not in (np.float32, np.float64):
             self.dtype = np.dtype(np.float64)
-        self.b = xp.asarray(b1, dtype=self.dtype, copy=True)
+        xdtype = self.dtype if isinstance(b, np.ndarray) else getattr(xp, self.dtype.name)
+        self.b = xp.asarray(b1, dtype=xdtype, copy=True)
         if not bool(xp.all(xp.isfinite(self.b))):
             raise ValueError("b contains NaN or Inf entries")
         if x0 is None:
             self.x0 = None
         else:
             if not hasattr(x0, "shape"):
-                x0 = np.asarray(x0)
-            if isinstance(x0.dtype, np.dtype) and np.issubdtype(x0.dtype, np.complexfloating):
+                x0 = np.asarray(x0) if isinstance(b, np.ndarray) else xp.asarray(
+                    x0, dtype=xdtype, device=device(b))
+            check_same_array(b, x0, "b", "x0")
+            x0 = _detached(x0)
+            if np.issubdtype(host_dtype(x0.dtype), np.complexfloating):
                 raise TypeError(f"x0 has complex dtype {x0.dtype}; dcdm solves real systems only")
-            x1 = _as_vector(xp.asarray(x0), n, "x0", xp, grid_shape)
-            self.x0 = xp.asarray(x1, dtype=self.dtype, copy=True)
+            x1 = _as_vector(x0, n, "x0", xp, grid_shape)
+            self.x0 = xp.asarray(x1, dtype=xdtype, copy=True)
             if not bool(xp.all(xp.isfinite(self.x0))):
                 raise ValueError("x0 contains NaN or Inf entries")
         self.stats: dict[str, Any] = {}
@@ -134,8 +215,7 @@ class LinearProblem:
         self.matvec = self.A.matvec
         self._off = None
         if support is not None and hasattr(self.A, "matvec_fluid"):
-            off = np.flatnonzero(~np.asarray(support))
-            self._off = xp.asarray(off) if not isinstance(self.b, np.ndarray) else off
+            self._off = self._off_support(support, grid)
             self._b_off = self.b[self._off]
             self.b[self._off] = 0
             if self.x0 is not None:
@@ -151,7 +231,6 @@ class LinearProblem:
             )
             self.stats["nullspace_dimension"] = self.nullspace.dimension
             self.stats["rhs_nullspace_component"] = removed
-        if self.nullspace is not None:
             self.bnorm = self.norm(self.b)
         self.tol = max(self.rtol * self.bnorm, self.atol)
         self.stats["tolerance"] = self.tol
@@ -159,6 +238,19 @@ class LinearProblem:
         self._last_true = math.inf
         self.stats["dtype"] = str(self.dtype)
         self._t0 = time.perf_counter()
+
+    def _off_support(self, support, grid):
+        """Indices of the unknowns off the support, in ``b``'s namespace and on its device
+        (for a grid, from its cached device copy of the FLUID mask: nothing crosses)."""
+        if isinstance(self.b, np.ndarray):
+            return np.flatnonzero(~np.asarray(support))
+        xp = self.xp
+        if grid is not None and hasattr(grid, "kernel_arrays"):
+            fluid = grid.kernel_arrays(self.b)[2]
+            return xp.nonzero(~xp.reshape(fluid, (-1,)))[0]
+        from dcdm.kernels.xp import asarray_like
+
+        return asarray_like(np.flatnonzero(~np.asarray(support)), self.b)
 
     # -- small helpers the loops use ----------------------------------------
     def norm(self, v) -> float:

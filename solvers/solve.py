@@ -52,6 +52,9 @@ def solve(
         :meth:`dcdm.problems.Grid.laplacian` run matrix-free.
     b : array
         Right-hand side (1-D, or grid-shaped for a grid operator). Not modified.
+        A NumPy array, or a torch tensor / CuPy array (with a grid operator or a
+        matrix of the same library): the solve then runs on ``b``'s device, with
+        no transfers inside the iteration, and ``x`` comes back there.
     method : str, default "cg"
         ``"cg"`` (needs a linear SPD ``M``) or ``"fcg"`` (flexible CG; any
         ``M``). See ``dcdm.solvers.METHODS``.

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 import warnings
 from collections.abc import Mapping
@@ -198,26 +199,49 @@ class Network:
             shape = tuple(int(n) for n in grid)
         if len(shape) != self.dim:
             raise _dims_error(self.dim, len(shape))
-        if r.size != int(np.prod(shape)) or (r.ndim != 1 and r.shape != shape):
+        if math.prod(r.shape) != math.prod(shape) or (r.ndim != 1 and tuple(r.shape) != shape):
             raise ValueError(f"r has shape {r.shape}, which does not fit the grid {shape}")
         return shape, fluid
 
-    def __call__(self, r, grid=None) -> np.ndarray:
+    def to(self, device) -> Network:
+        """This network on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a
+        ``torch.device``): ``self`` if it is there already, else a copy moved there once."""
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        here = self.device
+        if here.type == "cuda" and here.index is None:
+            here = torch.device("cuda", torch.cuda.current_device())
+        if here == device:
+            return self
+        return Network(self.model, self.meta, name=self.name, compile=self.compile,
+                       device=str(device), rescale=self.rescale)
+
+    def __call__(self, r, grid=None):
         """The network's direction for residual ``r``.
 
         Parameters
         ----------
-        r : ndarray, float32 or float64
-            Grid-shaped, or flat (C-order ravel) together with ``grid``.
+        r : ndarray, torch.Tensor or CuPy array, float32 or float64
+            Grid-shaped, or flat (C-order ravel) together with ``grid``. A torch tensor
+            stays in torch (moved to the network's device only if it is elsewhere); a
+            CuPy array is viewed as a tensor through DLPack, without a copy.
         grid : Grid or tuple of int, optional
             The grid (its non-FLUID cells of the output are zeroed) or its shape.
 
         Returns
         -------
-        ndarray
-            ``f(r / ||r||)`` (times ``||r||`` with ``rescale``), same shape and dtype
-            as ``r``; all zeros if ``r`` is zero.
+        ndarray, torch.Tensor or CuPy array
+            ``f(r / ||r||)`` (times ``||r||`` with ``rescale``), same kind, device, shape
+            and dtype as ``r``; all zeros if ``r`` is zero.
         """
+        mod = type(r).__module__
+        if mod.startswith("torch"):
+            return self._call_tensor(r, grid)
+        if mod.startswith("cupy"):
+            import cupy
+
+            return cupy.from_dlpack(self._call_tensor(torch.from_dlpack(r), grid))
         r = np.asarray(r)
         if r.dtype not in (np.float32, np.float64):
             raise TypeError(f"r must be float32 or float64, got {r.dtype}")
@@ -240,6 +264,34 @@ class Network:
                 q = np.where(fluid, q, 0)
             # always a fresh array: a float32 q may alias a buffer torch reuses
             out = np.array(q, dtype=r.dtype).reshape(r.shape)
+        self.network_seconds += time.perf_counter() - t
+        self.calls += 1
+        return out
+
+    def _call_tensor(self, r: torch.Tensor, grid) -> torch.Tensor:
+        """:meth:`__call__` for a torch tensor: everything stays on its device (one scalar,
+        the norm, crosses to the host to catch a zero residual)."""
+        if r.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"r must be float32 or float64, got {r.dtype}")
+        shape, fluid = self._shape_and_mask(r, grid)
+        fn = self._function(shape)
+        t = time.perf_counter()
+        norm = torch.linalg.vector_norm(r)
+        if float(norm) == 0.0:
+            out = torch.zeros_like(r)
+        else:
+            x = (r.reshape(shape) / norm).to(device=self.device, dtype=torch.float32)
+            x = x.view(1, 1, *shape).contiguous(memory_format=self._memory_format())
+            with torch.inference_mode():
+                y = fn(x)
+            q = y.reshape(shape).to(r.device)
+            if self.rescale:
+                q = q * norm.to(torch.float32)
+            if fluid is not None:
+                mask = grid.kernel_arrays(q)[2]  # the grid's cached copy on q's device
+                q = torch.where(mask, q, torch.zeros((), dtype=q.dtype, device=q.device))
+            # always a fresh tensor: q may alias a buffer the traced graph reuses
+            out = q.to(dtype=r.dtype, copy=True).reshape(r.shape)
         self.network_seconds += time.perf_counter() - t
         self.calls += 1
         return out

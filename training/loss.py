@@ -111,12 +111,12 @@ def dcdm_loss(
     --------
     >>> import torch
     >>> b = torch.nn.functional.normalize(torch.randn(4, 1, 8, 8).flatten(1)).view(4, 1, 8, 8)
-    >>> float(dcdm_loss(b, b, lambda x: 2.0 * x))  # f = A^{-1} b up to scale: zero loss
-    0.0
+    >>> abs(float(dcdm_loss(b, b, lambda x: 2.0 * x))) < 1e-12  # f = A^{-1} b up to scale
+    True
     >>> round(float(dcdm_loss(-b, b, lambda x: 2.0 * x, mode="abs")), 4)  # wrong sign: ||2b||^2
     4.0
-    >>> round(float(dcdm_loss(3 * b, b, lambda x: 2.0 * x, mode="energy", e=b / 2)), 6)
-    0.0
+    >>> abs(float(dcdm_loss(3 * b, b, lambda x: 2.0 * x, mode="energy", e=b / 2))) < 1e-6
+    True
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")

@@ -87,6 +87,7 @@ class AMG(Preconditioner):
     """
 
     name = "amg"
+    cpu_only = True
     is_linear = True
     is_spd = True
     preserves_support = False
@@ -165,8 +166,8 @@ class AMG(Preconditioner):
             raise RuntimeError("M='amg' must be built (build(A)) before apply")
         if not isinstance(r, np.ndarray):
             raise TypeError(
-                f"M='amg' runs on the CPU and takes NumPy arrays, got {type(r).__name__}; "
-                "move the vector to NumPy or choose M='jacobi'"
+                f"M='amg' is CPU-only: it runs on the CPU and takes NumPy arrays, got "
+                f"{type(r).__name__}; move the vector to NumPy or choose M='jacobi' or M='mg'"
             )
         if r.size != self._n:
             raise ValueError(f"r has {r.size} entries but the hierarchy is for n={self._n}")

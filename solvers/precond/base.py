@@ -24,8 +24,11 @@ __all__ = [
     "Identity",
     "Jacobi",
     "Preconditioner",
+    "array_key",
+    "check_array",
     "make_preconditioner",
     "require_grid",
+    "require_host",
 ]
 
 
@@ -69,6 +72,8 @@ class Preconditioner:
     """
 
     name: str = "preconditioner"
+    #: ``apply`` takes NumPy arrays only (host factorisations: IC0/MIC0, pyamg)
+    cpu_only: bool = False
     is_linear: bool = True
     is_spd: bool = True
     #: ``apply`` maps vectors that vanish off a grid operator's support (its FLUID
@@ -117,14 +122,54 @@ class Identity(Preconditioner):
         return out
 
 
+def array_key(r) -> tuple:
+    """``(library, device, dtype)`` of an array: the key of per-device caches."""
+    if isinstance(r, np.ndarray):
+        return ("numpy", "cpu", str(r.dtype))
+    from array_api_compat import device
+
+    return (type(r).__module__.split(".")[0], str(device(r)), str(r.dtype))
+
+
+def require_host(P, r) -> None:
+    """Raise a ``TypeError`` if the CPU-only preconditioner ``P`` (``cpu_only = True``; a
+    registered name, a class or an instance) is asked to work on ``r``, which is not a
+    NumPy array. Called by the solvers before the (possibly costly) set-up."""
+    if isinstance(r, np.ndarray):
+        return
+    if isinstance(P, str):
+        P = preconditioner_class(P)
+    host_matrix = sp.issparse(P) or isinstance(P, (np.ndarray, LinearOperator))
+    if host_matrix or getattr(P, "cpu_only", False):
+        label = (f"M (a {type(P).__name__})" if host_matrix
+                 else f"M={getattr(P, 'name', type(P).__name__)!r}")
+        raise TypeError(
+            f"{label} is CPU-only (it runs on NumPy arrays on the host), but b is a "
+            f"{type(r).__module__.split('.')[0]} {type(r).__name__}; use M='jacobi' or M='mg' "
+            "(they run on any device), or solve with NumPy arrays"
+        )
+
+
+def check_array(r, what: str) -> None:
+    """A ``TypeError`` unless ``r`` is an array of an array-API library (NumPy, torch, CuPy)."""
+    if isinstance(r, np.ndarray):
+        return
+    from array_api_compat import array_namespace
+
+    try:
+        array_namespace(r)
+    except TypeError:
+        raise TypeError(
+            f"{what} runs on NumPy arrays and array-API arrays (torch, CuPy), got "
+            f"{type(r).__name__}"
+        ) from None
+
+
 def _same_namespace(ref: np.ndarray, r):
     """``ref`` as an array of ``r``'s kind (copied to its device once)."""
-    if isinstance(r, np.ndarray):
-        return ref
-    from array_api_compat import array_namespace, device
+    from dcdm.kernels.xp import asarray_like
 
-    xp = array_namespace(r)
-    return xp.asarray(ref, device=device(r))
+    return asarray_like(ref, r)
 
 
 class Jacobi(Preconditioner):
@@ -148,19 +193,29 @@ class Jacobi(Preconditioner):
                 f"M='jacobi' needs the operator's diagonal; {type(A).__name__} has no diagonal(). "
                 "Pass a sparse matrix or a grid operator, or choose another preconditioner"
             )
-        d = np.asarray(A.diagonal(), dtype=A.dtype)
+        from dcdm.kernels.xp import to_numpy
+
+        from ..problem import host_dtype
+
+        dtype = host_dtype(A.dtype)
+        d = np.asarray(to_numpy(A.diagonal()), dtype=dtype)
         if not np.all(d > 0):
             raise ValueError(
                 "M='jacobi' needs a positive diagonal (an SPD matrix has one); "
                 f"found {int(np.sum(~(d > 0)))} entries <= 0"
             )
-        self._inv = (1.0 / d).astype(A.dtype)
-        self._cache: dict[type, Any] = {}
+        self._inv = (1.0 / d).astype(dtype)
+        self._cache: dict[tuple, Any] = {}
 
     def apply(self, r, out=None):
-        inv = self._cache.get(type(r))
-        if inv is None:
-            inv = self._cache[type(r)] = _same_namespace(self._inv, r)
+        if isinstance(r, np.ndarray):
+            inv = self._inv
+        else:  # moved to r's device once per (library, device, dtype)
+            key = array_key(r)
+            inv = self._cache.get(key)
+            if inv is None:
+                inv = self._cache[key] = _same_namespace(self._inv.astype(key[2].split(
+                    ".")[-1]), r)
         if out is None:
             return r * inv
         if isinstance(out, np.ndarray):
@@ -222,6 +277,14 @@ PRECONDITIONERS: dict[str, str] = {
     "neural": "dcdm.solvers.precond.neural:Neural",
     "rbgs": "dcdm.solvers.precond.smoother:RedBlackGS",
 }
+
+
+def preconditioner_class(M):
+    """The class a preconditioner name refers to (None for anything else); loads its module."""
+    if not isinstance(M, str) or M.lower() not in PRECONDITIONERS:
+        return None
+    module, cls = PRECONDITIONERS[M.lower()].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def make_preconditioner(M, A, **options) -> Preconditioner | None:

@@ -106,6 +106,7 @@ class IC0(Preconditioner):
     """
 
     name = "ic0"
+    cpu_only = True
     is_linear = True
     is_spd = True
     preserves_support = True
@@ -172,7 +173,7 @@ class IC0(Preconditioner):
             raise RuntimeError(f"M={self.name!r} must be built (build(A)) before apply")
         if not isinstance(r, np.ndarray):
             raise TypeError(
-                f"M={self.name!r} runs on the CPU and takes NumPy arrays, got "
+                f"M={self.name!r} is CPU-only: it runs on the CPU and takes NumPy arrays, got "
                 f"{type(r).__name__}; move the vector to NumPy or choose M='jacobi'"
             )
         if r.size != self._n:

@@ -25,6 +25,13 @@ Smoothing
     1-3 iterations in the calibration sketch of perf-notes, so Jacobi is not offered.)
 
 A 2-D grid runs as an ``n0 x n1 x 1`` grid whose third axis is walled off.
+
+Devices
+    The set-up runs on the host (NumPy). Applied to a torch tensor or CuPy array, the
+    hierarchy (stencil codes, boundary bands, work vectors) is copied to that array's
+    device once, the V-cycle runs there with the dispatched kernels (CUDA where
+    available, else the generic array-API ones), and the coarsest level's solve is a
+    float64 mat-vec with its precomputed dense (pseudo-)inverse.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import scipy.linalg as sla
 from dcdm.kernels import codes
 from dcdm.kernels import reference as ref
 
-from .base import Preconditioner, require_grid
+from .base import Preconditioner, array_key, check_array, require_grid
 
 __all__ = ["GeometricMG", "coarsen_flags"]
 
@@ -191,7 +198,8 @@ class GeometricMG(Preconditioner):
         self.levels = levels
         self._off = np.flatnonzero(levels[0].code.reshape(-1) < 0)
         self._weight = 1.0 / 2 ** sum(coarsenable)
-        self._alloc(self.dtype)
+        self._work_dtype = None  # host work arrays: allocated by the first NumPy apply
+        self._device: dict[tuple, _DeviceHierarchy] = {}
         self._build_coarse_solver(levels[-1], boundary, two_d)
 
     def _alloc(self, dtype) -> None:
@@ -225,54 +233,83 @@ class GeometricMG(Preconditioner):
     # -- application ----------------------------------------------------------
     def apply(self, r, out=None):
         if not isinstance(r, np.ndarray):
-            raise TypeError(f"M='mg' runs on NumPy arrays for now, got {type(r).__name__}")
-        if r.dtype != self._work_dtype:
+            check_array(r, "M='mg'")
+            return self._apply_device(r, out)
+        if self._work_dtype is None or r.dtype != self._work_dtype:
             self._alloc(r.dtype)
         top = self.levels[0]
         top.b[...] = r.reshape(top.b.shape)
         top.b.reshape(-1)[self._off] = 0  # the V-cycle works on FLUID-supported vectors
         top.x[...] = 0
-        self._vcycle(0)
+        self._vcycle(self.levels, self._k, self._coarse_host, 0)
         if out is None:
             out = np.empty_like(r)
         out[...] = top.x.reshape(r.shape)
         return out
 
-    def _smooth(self, lev: _Level, order: tuple[int, int]) -> None:
+    def _apply_device(self, r, out):
+        """The V-cycle in ``r``'s namespace on its device: the hierarchy's arrays were
+        moved there once (:class:`_DeviceHierarchy`), so nothing crosses per application."""
+        key = array_key(r)
+        h = self._device.get(key)
+        if h is None:
+            h = self._device[key] = _DeviceHierarchy(self, r)
+        xp = h.xp
+        top = h.levels[0]
+        r3 = xp.reshape(r, top.b.shape)
+        top.b[...] = xp.where(h.top_fluid, r3, xp.zeros_like(r3))
+        top.x[...] = 0
+        self._vcycle(h.levels, h.k, h.coarse, 0)
+        if out is None:
+            out = xp.empty_like(r)
+        out[...] = xp.reshape(top.x, r.shape)
+        return out
+
+    def _smooth(self, lev: _Level, k, order: tuple[int, int]) -> None:
         """Pre-smoothing for ``order == (0, 1)``; its adjoint for ``(1, 0)``."""
-        k = self._k
         pre = order == (0, 1)
         if not pre:
-            self._band_sweeps(lev, order)
+            self._band_sweeps(lev, k, order)
         for _ in range(self.nu):
             for color in order:
                 k.rbgs_sweep(lev.code, lev.x, lev.b, lev.scale, color)
         if pre:
-            self._band_sweeps(lev, order)
+            self._band_sweeps(lev, k, order)
 
-    def _band_sweeps(self, lev: _Level, order: tuple[int, int]) -> None:
+    def _band_sweeps(self, lev: _Level, k, order: tuple[int, int]) -> None:
         if lev.band is None:
             return
         for _ in range(self.boundary_sweeps):
             for color in order:
-                self._k.rbgs_cells(lev.code, lev.x, lev.b, lev.scale, lev.band[color])
+                k.rbgs_cells(lev.code, lev.x, lev.b, lev.scale, lev.band[color])
 
-    def _vcycle(self, l: int) -> None:
-        lev = self.levels[l]
-        if l == len(self.levels) - 1:
-            self._coarse_rhs[...] = lev.b.reshape(-1)[self._coarse_idx]
-            self._k.coarse_solve(self._coarse_kind, self._coarse_F, self._coarse_rhs,
-                                 self._coarse_sol)
-            lev.x.reshape(-1)[self._coarse_idx] = self._coarse_sol
+    def _coarse_host(self, lev: _Level) -> None:
+        self._coarse_rhs[...] = lev.b.reshape(-1)[self._coarse_idx]
+        self._k.coarse_solve(self._coarse_kind, self._coarse_F, self._coarse_rhs,
+                             self._coarse_sol)
+        lev.x.reshape(-1)[self._coarse_idx] = self._coarse_sol
+
+    def coarse_inverse(self) -> np.ndarray:
+        """The coarsest level's dense (pseudo-)inverse over its FLUID cells, float64 (what
+        the device V-cycle multiplies by; the host one uses the Cholesky factor)."""
+        if self._coarse_kind == "cholesky":
+            inv = sla.cho_solve((self._coarse_F, True), np.eye(self._coarse_F.shape[0]))
+            return 0.5 * (inv + inv.T)
+        return self._coarse_F
+
+    def _vcycle(self, levels: list[_Level], k, coarse, l: int) -> None:
+        lev = levels[l]
+        if l == len(levels) - 1:
+            coarse(lev)
             return
-        self._smooth(lev, (0, 1))
-        nxt = self.levels[l + 1]
-        self._k.residual_restrict(lev.code, lev.x, lev.b, lev.scale, nxt.code, nxt.b,
-                                  lev.factors, self._weight, work=lev.work)
+        self._smooth(lev, k, (0, 1))
+        nxt = levels[l + 1]
+        k.residual_restrict(lev.code, lev.x, lev.b, lev.scale, nxt.code, nxt.b,
+                            lev.factors, self._weight, work=lev.work)
         nxt.x[...] = 0
-        self._vcycle(l + 1)
-        self._k.prolong_add(nxt.x, lev.code, lev.x, lev.factors)
-        self._smooth(lev, (1, 0))
+        self._vcycle(levels, k, coarse, l + 1)
+        k.prolong_add(nxt.x, lev.code, lev.x, lev.factors)
+        self._smooth(lev, k, (1, 0))
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -286,8 +323,55 @@ class GeometricMG(Preconditioner):
             mg_coarse_solver=self._coarse_kind,
             mg_smoother=f"red-black Gauss-Seidel, {self.nu} + {self.nu} sweeps",
             mg_boundary_sweeps=self.boundary_sweeps,
-            mg_memory_bytes=int(sum(lev.x.nbytes + lev.b.nbytes + lev.work.nbytes
-                                    + lev.code.nbytes for lev in self.levels)),
+            mg_memory_bytes=int(sum(3 * lev.flags.size * self.dtype.itemsize + lev.code.nbytes
+                                    for lev in self.levels)),
         )
         return s
+
+
+class _DeviceHierarchy:
+    """A :class:`GeometricMG` hierarchy in one array namespace, device and dtype.
+
+    Built on the first application to such an array: each level's stencil code, band
+    cells and work vectors, the top level's FLUID mask and the coarsest level's dense
+    (pseudo-)inverse are copied there once. The coarse solve becomes a mat-vec with that
+    inverse (a gather, a matmul, a scatter), so a V-cycle never leaves the device.
+    """
+
+    def __init__(self, mg: GeometricMG, like):
+        from array_api_compat import array_namespace, device
+
+        from dcdm import kernels
+        from dcdm.kernels.xp import asarray_like
+
+        xp = array_namespace(like)
+        dev = device(like)
+        self.xp = xp
+        self.k = kernels.mg_backend(like)
+
+        def move(a, dt=None):
+            return asarray_like(a, like, dt)
+
+        def zeros(shape):
+            return xp.zeros(shape, dtype=like.dtype, device=dev)
+
+        self.levels = []
+        for lev in mg.levels:
+            band = None
+            if lev.band is not None:
+                band = tuple(tuple(move(c, np.int64) for c in cells) for cells in lev.band)
+            self.levels.append(_Level(lev.flags, move(lev.code), lev.scale, band, lev.factors,
+                                      zeros(lev.flags.shape), zeros(lev.flags.shape),
+                                      zeros(lev.flags.shape)))
+        self.top_fluid = move(mg.levels[0].code >= 0)
+        self.coarse_idx = move(mg._coarse_idx.astype(np.int64))
+        # in float64 whatever the working precision, as the host's Cholesky solve
+        self.coarse_inv = move(mg.coarse_inverse(), np.float64)
+        self.dtype = like.dtype
+
+    def coarse(self, lev: _Level) -> None:
+        xp = self.xp
+        xf = xp.reshape(lev.x, (-1,))
+        rhs = xp.astype(xp.take(xp.reshape(lev.b, (-1,)), self.coarse_idx), xp.float64)
+        xf[self.coarse_idx] = xp.astype(xp.matmul(self.coarse_inv, rhs), self.dtype)
 

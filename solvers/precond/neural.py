@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Preconditioner, require_grid
+from .base import Preconditioner, check_array, require_grid
 
 __all__ = ["Neural"]
 
@@ -52,13 +52,29 @@ class Neural(Preconditioner):
         grid = require_grid(A, "M='neural'", ": the network acts on the grid")
         from ..dcdm import _resolve_network
 
+        self._grid = grid
         self._net = _resolve_network(self.model, grid)
         self._shape = grid.shape
         self._fluid = grid.fluid.reshape(-1)
+        self._moved: dict[str, Any] = {}
+
+    def _network_for(self, r):
+        """The network on ``r``'s device (a loaded network is moved there once)."""
+        if isinstance(r, np.ndarray) or not (hasattr(self._net, "to")
+                                             and hasattr(self._net, "device")):
+            return self._net
+        from ..dcdm import _torch_device
+
+        dev = _torch_device(r)
+        net = self._moved.get(dev)
+        if net is None:
+            net = self._moved[dev] = self._net.to(dev)
+        return net
 
     def apply(self, r, out=None):
         if not isinstance(r, np.ndarray):
-            raise TypeError(f"M='neural' runs on NumPy arrays for now, got {type(r).__name__}")
+            check_array(r, "M='neural'")
+            return self._apply_device(r, out)
         if out is None:
             out = np.empty_like(r)
         rn = math.sqrt(float(r @ r))
@@ -71,6 +87,29 @@ class Neural(Preconditioner):
         self.calls += 1
         out[...] = np.asarray(q, dtype=r.dtype).reshape(-1) * rn
         out[~self._fluid] = 0
+        return out
+
+    def _apply_device(self, r, out):
+        """:meth:`apply` in ``r``'s namespace: the network runs on ``r``'s device."""
+        from array_api_compat import array_namespace
+
+        from dcdm import kernels
+
+        xp = array_namespace(r)
+        if out is None:
+            out = xp.empty_like(r)
+        rn = math.sqrt(kernels.dot(r, r))
+        if rn == 0.0:
+            out[...] = 0
+            return out
+        net = self._network_for(r)
+        t = time.perf_counter()
+        q = net(xp.reshape(r / rn, self._shape))
+        self.network_seconds += time.perf_counter() - t
+        self.calls += 1
+        fluid = xp.reshape(self._grid.kernel_arrays(r)[2], (-1,))
+        q = xp.reshape(xp.asarray(q, dtype=r.dtype), (-1,)) * rn
+        out[...] = xp.where(fluid, q, xp.zeros_like(q))
         return out
 
     @property

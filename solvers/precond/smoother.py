@@ -10,8 +10,9 @@ high-frequency error that a learned or coarse-grid correction leaves behind.
 from __future__ import annotations
 
 import numpy as np
+from array_api_compat import device as xp_device
 
-from .base import Preconditioner, require_grid
+from .base import Preconditioner, array_key, check_array, require_grid
 from .mg import grid3
 
 __all__ = ["RedBlackGS"]
@@ -54,10 +55,12 @@ class RedBlackGS(Preconditioner):
         self._scale = 1.0 / grid.spacing**2
         self._b = np.zeros(flags.shape, dtype=A.dtype)
         self._off = np.flatnonzero(self._code.reshape(-1) < 0)
+        self._device: dict[tuple, tuple] = {}
 
     def apply(self, r, out=None):
         if not isinstance(r, np.ndarray):
-            raise TypeError(f"M='rbgs' runs on NumPy arrays for now, got {type(r).__name__}")
+            check_array(r, "M='rbgs'")
+            return self._apply_device(r, out)
         if out is None:
             out = np.empty_like(r)
         if self._b.dtype != r.dtype:
@@ -67,8 +70,35 @@ class RedBlackGS(Preconditioner):
         b.reshape(-1)[self._off] = 0
         x = out.reshape(b.shape)
         x[...] = 0
+        self._sweeps(self._k, self._code, x, b)
+        return out
+
+    def _sweeps(self, k, code, x, b) -> None:
         for order in ((0, 1), (1, 0)):
             for _ in range(self.sweeps):
                 for color in order:
-                    self._k.rbgs_sweep(self._code, x, b, self._scale, color)
+                    k.rbgs_sweep(code, x, b, self._scale, color)
+
+    def _apply_device(self, r, out):
+        """The sweeps in ``r``'s namespace on its device (code and work vectors moved once)."""
+        from array_api_compat import array_namespace
+
+        from dcdm import kernels
+        from dcdm.kernels.xp import asarray_like
+
+        xp = array_namespace(r)
+        key = array_key(r)
+        state = self._device.get(key)
+        if state is None:
+            code = asarray_like(self._code, r)
+            work = xp.zeros(self._code.shape, dtype=r.dtype, device=xp_device(r))
+            state = self._device[key] = (kernels.mg_backend(r), code, work, work * 0)
+        k, code, b, x = state
+        r3 = xp.reshape(r, b.shape)
+        b[...] = xp.where(code >= 0, r3, xp.zeros_like(r3))
+        x[...] = 0
+        self._sweeps(k, code, x, b)
+        if out is None:
+            out = xp.empty_like(r)
+        out[...] = xp.reshape(x, r.shape)
         return out

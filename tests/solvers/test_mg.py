@@ -175,7 +175,7 @@ def test_mg_errors():
     with pytest.raises(ValueError, match="max_coarse must be an integer >= 1"):
         solve(A, b, M="mg", max_coarse=0)
     M = GeometricMG().build(A)
-    with pytest.raises(TypeError, match="M='mg' runs on NumPy arrays"):
+    with pytest.raises(TypeError, match="M='mg' runs on NumPy arrays and array-API arrays"):
         M.apply([1.0] * 64)
 
 

@@ -1,0 +1,98 @@
+// Shared definitions of the dcdm CUDA kernels (included by every .cu file).
+//
+// No standard header is included: the same text compiles under nvcc (the CMake
+// ahead-of-time build) and under NVRTC (dcdm.kernels.cuda compiles it at run
+// time when no fatbin is found), and NVRTC has no host headers.
+//
+// Conventions, mirroring dcdm/kernels/reference.py:
+//  * grids are C-order 2-D (n0, n1) or 3-D (n0, n1, n2) arrays;
+//  * `fp` holds the int8 cell flags padded by one cell of the domain boundary
+//    type on every side; `code` is the int8 stencil code (diagonal count on
+//    FLUID cells, -1 elsewhere);
+//  * cell indices are 64-bit; the index inside one i-plane (n1 * n2 cells) is
+//    32-bit, which the Python wrappers check.
+//
+// Launch geometry of the stencil kernels: 1-D blocks of DCDM_BLOCK threads,
+// blockIdx.x covers one i-plane (consecutive threads take consecutive
+// addresses), blockIdx.y strides over the planes.
+#ifndef DCDM_COMMON_CUH
+#define DCDM_COMMON_CUH
+
+#define DCDM_BLOCK 256
+#define DCDM_REDUCE_BLOCKS 1024
+
+namespace dcdm {
+
+typedef long long index_t;
+
+constexpr signed char FLUID = 0;
+constexpr signed char SOLID = 1;
+
+// Sum of `v` over the warp, complete in lane 0.
+__device__ __forceinline__ double warp_sum(double v) {
+    for (int offset = 16; offset > 0; offset >>= 1) {
+        v += __shfl_down_sync(0xffffffffu, v, offset);
+    }
+    return v;
+}
+
+// Sum of `v` over the block (blockDim.x a multiple of 32), complete in thread 0.
+// Every thread of the block must call it; it may be called again afterwards.
+__device__ __forceinline__ double block_sum(double v) {
+    __shared__ double warp_part[32];
+    const unsigned lane = threadIdx.x & 31u;
+    const unsigned warp = threadIdx.x >> 5;
+    v = warp_sum(v);
+    if (lane == 0) {
+        warp_part[warp] = v;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < (blockDim.x >> 5) ? warp_part[lane] : 0.0;
+        v = warp_sum(v);
+    }
+    __syncthreads();  // warp_part may be reused by the next call
+    return v;
+}
+
+// Finish a grid-wide sum in one launch, deterministically: every block stores
+// its partial sum, and the last block to finish adds the partials in block
+// order (so the result does not depend on the scheduling) into `*result` and
+// re-arms `*counter` (which must be 0 before the launch) for the next launch.
+__device__ __forceinline__ void grid_sum(double v, double* __restrict__ partial,
+                                         unsigned* __restrict__ counter,
+                                         double* __restrict__ result) {
+    __shared__ bool is_last;
+    v = block_sum(v);
+    if (threadIdx.x == 0) {
+        partial[blockIdx.x] = v;
+        __threadfence();
+        is_last = atomicAdd(counter, 1u) == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!is_last) {
+        return;
+    }
+    double s = 0.0;
+    for (unsigned b = threadIdx.x; b < gridDim.x; b += blockDim.x) {
+        s += __ldcg(partial + b);  // bypass L1: written by other blocks
+    }
+    s = block_sum(s);
+    if (threadIdx.x == 0) {
+        *result = s;
+        *counter = 0u;
+    }
+}
+
+// First cell and stride of a grid-stride loop over a flat array.
+__device__ __forceinline__ index_t flat_begin() {
+    return static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+
+__device__ __forceinline__ index_t flat_stride() {
+    return static_cast<index_t>(gridDim.x) * blockDim.x;
+}
+
+}  // namespace dcdm
+
+#endif  // DCDM_COMMON_CUH

@@ -1,0 +1,183 @@
+// Geometric multigrid kernels on 3-D (n0, n1, n2) arrays (see dcdm/kernels/reference.py).
+// Every vector vanishes off FLUID cells, so neighbour values are used without their flags.
+//
+// rbgs3_*:     one red-black Gauss-Seidel half-sweep over the cells with
+//              (i + j + k) % 2 == color: x_c = (b_c / scale + sum of neighbours) / code_c
+//              where code_c > 0 (h2 = 1 / scale is passed).
+// restrict3_*: b_c = weight * sum over children of (b_f - L_f x_f) on coarse cells with
+//              code_c >= 0, else 0; the fine residual is computed on the fly, once per cell.
+// prolong3_*:  x_f += x_c[parent] on fine cells with code_f >= 0.
+// rbgs_cells3_*: the Gauss-Seidel update of rbgs3 on a list of cells (ii, jj, kk), all of
+//              one colour, so that the order does not matter.
+// The coarsening factor per axis is 1 or 2, passed as a shift s (factor 1 << s).
+#include "common.cuh"
+
+namespace dcdm {
+
+// Sum of the in-domain face neighbours of cell c = (i, j, k).
+template <typename T>
+__device__ __forceinline__ T neighbour_sum(const T* x, const index_t c, const index_t i,
+                                           const unsigned j, const unsigned k, const index_t n0,
+                                           const unsigned n1, const unsigned n2) {
+    const index_t plane = static_cast<index_t>(n1) * n2;
+    T s = T(0);
+    if (i > 0) s += x[c - plane];
+    if (i + 1 < n0) s += x[c + plane];
+    if (j > 0) s += x[c - n2];
+    if (j + 1 < n1) s += x[c + n2];
+    if (k > 0) s += x[c - 1];
+    if (k + 1 < n2) s += x[c + 1];
+    return s;
+}
+
+// Thread r of the plane handles the pair of cells (j, 2 kk) and (j, 2 kk + 1) and
+// updates the one of colour `color`. x is read (other colour) and written (this
+// colour) in place, so it is neither const nor __restrict__.
+template <typename T>
+__device__ __forceinline__ void rbgs3(const signed char* __restrict__ code, T* x,
+                                      const T* __restrict__ b, const T h2, const int color,
+                                      const index_t n0, const unsigned n1, const unsigned n2) {
+    const unsigned half = (n2 + 1) / 2;
+    const unsigned r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= n1 * half) {
+        return;
+    }
+    const unsigned j = r / half;
+    const unsigned kk = r - j * half;
+    for (index_t i = blockIdx.y; i < n0; i += gridDim.y) {
+        const unsigned k = 2 * kk + static_cast<unsigned>((i + j + color) & 1);
+        if (k >= n2) {
+            continue;
+        }
+        const index_t c = (i * n1 + j) * n2 + k;
+        const int cc = __ldg(code + c);
+        if (cc <= 0) {
+            continue;
+        }
+        const T s = neighbour_sum(x, c, i, j, k, n0, n1, n2);
+        x[c] = (__ldg(b + c) * h2 + s) / static_cast<T>(cc);
+    }
+}
+
+// One thread per coarse cell (N0, N1, N2); fine grid (n0, n1, n2).
+template <typename T>
+__device__ __forceinline__ void restrict3(const signed char* __restrict__ code_f,
+                                          const T* __restrict__ x_f, const T* __restrict__ b_f,
+                                          const T scale_f, const index_t n0, const unsigned n1,
+                                          const unsigned n2,
+                                          const signed char* __restrict__ code_c,
+                                          T* __restrict__ b_c, const index_t N0,
+                                          const unsigned N1, const unsigned N2, const int s0,
+                                          const int s1, const int s2, const T weight) {
+    const unsigned r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= N1 * N2) {
+        return;
+    }
+    const unsigned J = r / N2;
+    const unsigned K = r - J * N2;
+    const index_t i_end = static_cast<index_t>(1) << s0;
+    const unsigned j_lo = J << s1, j_hi = min(j_lo + (1u << s1), n1);
+    const unsigned k_lo = K << s2, k_hi = min(k_lo + (1u << s2), n2);
+    for (index_t I = blockIdx.y; I < N0; I += gridDim.y) {
+        const index_t cc = I * N1 * N2 + r;
+        if (__ldg(code_c + cc) < 0) {
+            b_c[cc] = T(0);
+            continue;
+        }
+        const index_t i_lo = I << s0;
+        const index_t i_hi = i_lo + i_end < n0 ? i_lo + i_end : n0;
+        T acc = T(0);
+        for (index_t i = i_lo; i < i_hi; ++i) {
+            for (unsigned j = j_lo; j < j_hi; ++j) {
+                for (unsigned k = k_lo; k < k_hi; ++k) {
+                    const index_t c = (i * n1 + j) * n2 + k;
+                    const int cf = __ldg(code_f + c);
+                    if (cf < 0) {
+                        continue;
+                    }
+                    const T s = neighbour_sum(x_f, c, i, j, k, n0, n1, n2);
+                    acc += __ldg(b_f + c) - scale_f * (static_cast<T>(cf) * __ldg(x_f + c) - s);
+                }
+            }
+        }
+        b_c[cc] = weight * acc;
+    }
+}
+
+// One thread per fine cell (n0, n1, n2); coarse grid (N0 unused, N1, N2).
+template <typename T>
+__device__ __forceinline__ void prolong3(const T* __restrict__ x_c,
+                                         const signed char* __restrict__ code_f,
+                                         T* __restrict__ x_f, const index_t n0, const unsigned n1,
+                                         const unsigned n2, const unsigned N1, const unsigned N2,
+                                         const int s0, const int s1, const int s2) {
+    const unsigned r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= n1 * n2) {
+        return;
+    }
+    const unsigned j = r / n2;
+    const unsigned k = r - j * n2;
+    const index_t parent_jk = static_cast<index_t>(j >> s1) * N2 + (k >> s2);
+    for (index_t i = blockIdx.y; i < n0; i += gridDim.y) {
+        const index_t c = i * n1 * n2 + r;
+        if (__ldg(code_f + c) >= 0) {
+            x_f[c] += __ldg(x_c + (i >> s0) * N1 * N2 + parent_jk);
+        }
+    }
+}
+
+// One thread per listed cell (grid-stride).
+template <typename T>
+__device__ __forceinline__ void rbgs_cells3(const signed char* __restrict__ code, T* x,
+                                            const T* __restrict__ b, const T h2,
+                                            const index_t* __restrict__ ii,
+                                            const index_t* __restrict__ jj,
+                                            const index_t* __restrict__ kk, const index_t m,
+                                            const index_t n0, const unsigned n1,
+                                            const unsigned n2) {
+    for (index_t t = flat_begin(); t < m; t += flat_stride()) {
+        const index_t i = __ldg(ii + t);
+        const unsigned j = static_cast<unsigned>(__ldg(jj + t));
+        const unsigned k = static_cast<unsigned>(__ldg(kk + t));
+        const index_t c = (i * n1 + j) * n2 + k;
+        const int cc = __ldg(code + c);
+        if (cc > 0) {
+            const T s = neighbour_sum(x, c, i, j, k, n0, n1, n2);
+            x[c] = (__ldg(b + c) * h2 + s) / static_cast<T>(cc);
+        }
+    }
+}
+
+}  // namespace dcdm
+
+#define DCDM_MG(SUFFIX, T)                                                                    \
+    extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) rbgs3_##SUFFIX(                  \
+        const signed char* __restrict__ code, T* x, const T* __restrict__ b, const T h2,      \
+        const int color, const dcdm::index_t n0, const unsigned n1, const unsigned n2) {       \
+        dcdm::rbgs3<T>(code, x, b, h2, color, n0, n1, n2);                                    \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) restrict3_##SUFFIX(              \
+        const signed char* __restrict__ code_f, const T* __restrict__ x_f,                     \
+        const T* __restrict__ b_f, const T scale_f, const dcdm::index_t n0, const unsigned n1, \
+        const unsigned n2, const signed char* __restrict__ code_c, T* __restrict__ b_c,        \
+        const dcdm::index_t N0, const unsigned N1, const unsigned N2, const int s0,            \
+        const int s1, const int s2, const T weight) {                                          \
+        dcdm::restrict3<T>(code_f, x_f, b_f, scale_f, n0, n1, n2, code_c, b_c, N0, N1, N2,     \
+                           s0, s1, s2, weight);                                                \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) prolong3_##SUFFIX(               \
+        const T* __restrict__ x_c, const signed char* __restrict__ code_f,                    \
+        T* __restrict__ x_f, const dcdm::index_t n0, const unsigned n1, const unsigned n2,     \
+        const unsigned N1, const unsigned N2, const int s0, const int s1, const int s2) {      \
+        dcdm::prolong3<T>(x_c, code_f, x_f, n0, n1, n2, N1, N2, s0, s1, s2);                  \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) rbgs_cells3_##SUFFIX(            \
+        const signed char* __restrict__ code, T* x, const T* __restrict__ b, const T h2,      \
+        const dcdm::index_t* __restrict__ ii, const dcdm::index_t* __restrict__ jj,            \
+        const dcdm::index_t* __restrict__ kk, const dcdm::index_t m, const dcdm::index_t n0,   \
+        const unsigned n1, const unsigned n2) {                                                \
+        dcdm::rbgs_cells3<T>(code, x, b, h2, ii, jj, kk, m, n0, n1, n2);                      \
+    }
+
+DCDM_MG(f32, float)
+DCDM_MG(f64, double)

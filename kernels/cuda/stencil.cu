@@ -1,0 +1,146 @@
+// Stencil mat-vecs of the masked 5/7-point Laplacian (see dcdm/kernels/reference.py).
+//
+// laplacian2_* / laplacian3_*: out = L x for any x, reading the padded flags `fp`
+//   of the cell and its face neighbours: a FLUID cell's row is
+//   scale * (d * x_c - sum of x over FLUID neighbours), d = number of non-SOLID
+//   neighbours; a non-FLUID cell's row is the identity.
+// fluid3_*: out = L x for x that vanishes off FLUID cells, from the stencil code
+//   alone: scale * (code * x_c - sum of in-domain neighbours) where code >= 0,
+//   else 0. 2-D grids use it as (1, n0, n1) or (n0, n1, 1) arrays.
+#include "common.cuh"
+
+namespace dcdm {
+
+// Account for one neighbour: flag `f`, value x[n] (read only for a FLUID
+// neighbour, which always lies inside the domain because the padding never is FLUID).
+template <typename T>
+__device__ __forceinline__ void masked_term(const signed char f, const T* __restrict__ x,
+                                            const index_t n, int& d, T& s) {
+    if (f != SOLID) {
+        ++d;
+        if (f == FLUID) {
+            s += __ldg(x + n);
+        }
+    }
+}
+
+// 2-D: the cells row * plane + r (r < plane, plane a multiple of n1); the wrapper
+// passes plane = n0 * n1 (one row) when that fits 32 bits, else plane = n1.
+template <typename T>
+__device__ __forceinline__ void laplacian2(const signed char* __restrict__ fp,
+                                           const T* __restrict__ x, T* __restrict__ out,
+                                           const index_t rows, const unsigned plane,
+                                           const unsigned n1, const T scale) {
+    const unsigned r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= plane) {
+        return;
+    }
+    const unsigned ii = r / n1;
+    const unsigned j = r - ii * n1;
+    const index_t p1 = static_cast<index_t>(n1) + 2;  // padded row length
+    const index_t rows_per_plane = plane / n1;
+    for (index_t row = blockIdx.y; row < rows; row += gridDim.y) {
+        const index_t i = row * rows_per_plane + ii;
+        const index_t c = i * n1 + j;
+        const index_t q = (i + 1) * p1 + (j + 1);
+        const T xc = __ldg(x + c);
+        if (__ldg(fp + q) != FLUID) {
+            out[c] = xc;
+            continue;
+        }
+        int d = 0;
+        T s = T(0);
+        masked_term(__ldg(fp + q - p1), x, c - n1, d, s);
+        masked_term(__ldg(fp + q + p1), x, c + n1, d, s);
+        masked_term(__ldg(fp + q - 1), x, c - 1, d, s);
+        masked_term(__ldg(fp + q + 1), x, c + 1, d, s);
+        out[c] = scale * (static_cast<T>(d) * xc - s);
+    }
+}
+
+// 3-D: blockIdx.x covers the i-plane (n1 * n2 < 2^32 cells), blockIdx.y strides over i.
+template <typename T>
+__device__ __forceinline__ void laplacian3(const signed char* __restrict__ fp,
+                                           const T* __restrict__ x, T* __restrict__ out,
+                                           const index_t n0, const unsigned n1,
+                                           const unsigned n2, const T scale) {
+    const unsigned r = blockIdx.x * blockDim.x + threadIdx.x;
+    const unsigned plane = n1 * n2;
+    if (r >= plane) {
+        return;
+    }
+    const unsigned j = r / n2;
+    const unsigned k = r - j * n2;
+    const index_t p2 = static_cast<index_t>(n2) + 2;  // padded strides
+    const index_t p12 = (static_cast<index_t>(n1) + 2) * p2;
+    for (index_t i = blockIdx.y; i < n0; i += gridDim.y) {
+        const index_t c = i * plane + r;
+        const index_t q = (i + 1) * p12 + (j + 1) * p2 + (k + 1);
+        const T xc = __ldg(x + c);
+        if (__ldg(fp + q) != FLUID) {
+            out[c] = xc;
+            continue;
+        }
+        int d = 0;
+        T s = T(0);
+        masked_term(__ldg(fp + q - p12), x, c - plane, d, s);
+        masked_term(__ldg(fp + q + p12), x, c + plane, d, s);
+        masked_term(__ldg(fp + q - p2), x, c - n2, d, s);
+        masked_term(__ldg(fp + q + p2), x, c + n2, d, s);
+        masked_term(__ldg(fp + q - 1), x, c - 1, d, s);
+        masked_term(__ldg(fp + q + 1), x, c + 1, d, s);
+        out[c] = scale * (static_cast<T>(d) * xc - s);
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void fluid3(const signed char* __restrict__ code,
+                                       const T* __restrict__ x, T* __restrict__ out,
+                                       const index_t n0, const unsigned n1, const unsigned n2,
+                                       const T scale) {
+    const unsigned r = blockIdx.x * blockDim.x + threadIdx.x;
+    const unsigned plane = n1 * n2;
+    if (r >= plane) {
+        return;
+    }
+    const unsigned j = r / n2;
+    const unsigned k = r - j * n2;
+    for (index_t i = blockIdx.y; i < n0; i += gridDim.y) {
+        const index_t c = i * plane + r;
+        const int cc = __ldg(code + c);
+        if (cc < 0) {
+            out[c] = T(0);
+            continue;
+        }
+        T s = T(0);
+        if (i > 0) s += __ldg(x + c - plane);
+        if (i + 1 < n0) s += __ldg(x + c + plane);
+        if (j > 0) s += __ldg(x + c - n2);
+        if (j + 1 < n1) s += __ldg(x + c + n2);
+        if (k > 0) s += __ldg(x + c - 1);
+        if (k + 1 < n2) s += __ldg(x + c + 1);
+        out[c] = scale * (static_cast<T>(cc) * __ldg(x + c) - s);
+    }
+}
+
+}  // namespace dcdm
+
+#define DCDM_STENCIL(SUFFIX, T)                                                               \
+    extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) laplacian2_##SUFFIX(             \
+        const signed char* __restrict__ fp, const T* __restrict__ x, T* __restrict__ out,      \
+        const dcdm::index_t rows, const unsigned plane, const unsigned n1, const T scale) {    \
+        dcdm::laplacian2<T>(fp, x, out, rows, plane, n1, scale);                              \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) laplacian3_##SUFFIX(             \
+        const signed char* __restrict__ fp, const T* __restrict__ x, T* __restrict__ out,      \
+        const dcdm::index_t n0, const unsigned n1, const unsigned n2, const T scale) {         \
+        dcdm::laplacian3<T>(fp, x, out, n0, n1, n2, scale);                                   \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) fluid3_##SUFFIX(                 \
+        const signed char* __restrict__ code, const T* __restrict__ x, T* __restrict__ out,    \
+        const dcdm::index_t n0, const unsigned n1, const unsigned n2, const T scale) {         \
+        dcdm::fluid3<T>(code, x, out, n0, n1, n2, scale);                                     \
+    }
+
+DCDM_STENCIL(f32, float)
+DCDM_STENCIL(f64, double)

@@ -1,0 +1,258 @@
+"""The generic array-API kernels (dcdm.kernels.xp) against the NumPy reference (the oracle),
+on torch CPU tensors standing in for device arrays; and the dispatch by array type."""
+
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from dcdm import kernels
+from dcdm.kernels import reference
+from dcdm.kernels import xp as kx
+from dcdm.problems import CellType, Grid
+from dcdm.solvers.precond.mg import GeometricMG
+from tests.conftest import random_flags
+
+torch = pytest.importorskip("torch")
+
+SHAPES = [(1, 1), (5, 7), (33, 17), (1, 4, 3), (6, 5, 7), (9, 31, 4), (7, 1, 5)]
+DTYPES = [np.float32, np.float64]
+
+
+def _t(a):
+    return torch.from_numpy(np.array(a, copy=True))
+
+
+def _tol(dtype):
+    return 1e-5 if dtype == np.float32 else 1e-12
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("boundary", [CellType.SOLID, CellType.AIR])
+def test_matvecs_match_reference(rng, shape, dtype, boundary):
+    g = Grid(random_flags(rng, shape), spacing=0.5, boundary=boundary)
+    x = rng.standard_normal(shape).astype(dtype)
+    xf = np.where(g.fluid, x, 0).astype(dtype)
+    fp, code, _ = g.kernel_arrays(_t(x))
+    assert isinstance(code, torch.Tensor) and code.dtype == torch.int8
+    tol = _tol(dtype)
+
+    ref = reference.laplacian_matvec(g.padded_flags, x, np.empty_like(x), 4.0)
+    xt = _t(x)
+    out = kx.laplacian_matvec(fp, xt, torch.full_like(xt, float("nan")), 4.0)
+    assert out.dtype == xt.dtype
+    np.testing.assert_allclose(out.numpy(), ref, rtol=tol, atol=tol * max(np.abs(ref).max(), 1))
+    np.testing.assert_array_equal(xt.numpy(), x)  # input untouched
+
+    ref = reference.laplacian_matvec_fluid(g.stencil_code, xf, np.empty_like(xf), 4.0)
+    out = kx.laplacian_matvec_fluid(code, _t(xf), torch.full_like(xt, float("nan")), 4.0)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=tol, atol=tol * max(np.abs(ref).max(), 1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 7, 1001])
+def test_vector_kernels_match_reference(rng, dtype, n):
+    x, r, p, Ap = (rng.standard_normal(n).astype(dtype) for _ in range(4))
+    tol = _tol(dtype)
+    xr, rr = x.copy(), r.copy()
+    rr_ref = reference.cg_update(xr, rr, p, Ap, 0.37)
+    xt, rt = _t(x), _t(r)
+    rr_t = kx.cg_update(xt, rt, _t(p), _t(Ap), 0.37)
+    assert isinstance(rr_t, float) and rr_t == pytest.approx(rr_ref, rel=10 * tol)
+    np.testing.assert_allclose(xt.numpy(), xr, rtol=tol, atol=tol)
+    np.testing.assert_allclose(rt.numpy(), rr, rtol=tol, atol=tol)
+
+    d = kx.dot(_t(x), _t(p))
+    assert isinstance(d, float)
+    assert d == pytest.approx(reference.dot(x, p), rel=10 * tol, abs=tol * n)
+
+    pt = _t(p)
+    assert kx.xpby(_t(x), -0.5, pt) is pt  # in place
+    np.testing.assert_allclose(pt.numpy(), reference.xpby(x, -0.5, p.copy()), rtol=tol, atol=tol)
+    yt = _t(r)
+    assert kx.axpy(2.5, _t(x), yt) is yt
+    np.testing.assert_allclose(yt.numpy(), reference.axpy(2.5, x, r.copy()), rtol=tol, atol=tol)
+
+
+def _level_pair(rng, shape, boundary):
+    """A fine and a coarse level of a real MG hierarchy (3-D arrays)."""
+    g = Grid(random_flags(rng, shape, p_solid=0.1, p_air=0.05), spacing=0.5, boundary=boundary)
+    mg = GeometricMG(max_coarse=8).build(g.laplacian())
+    return mg.levels[0], mg.levels[1], mg._weight
+
+
+MG_SHAPES = [(9, 7, 1), (8, 11, 6), (13, 5, 9)]
+
+
+@pytest.mark.parametrize("shape", MG_SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("boundary", [CellType.SOLID, CellType.AIR])
+def test_mg_kernels_match_reference(rng, shape, dtype, boundary):
+    fine, coarse, weight = _level_pair(rng, shape, boundary)
+    tol = _tol(dtype)
+    sup = fine.code >= 0
+    x = np.where(sup, rng.standard_normal(fine.code.shape), 0).astype(dtype)
+    b = np.where(sup, rng.standard_normal(fine.code.shape), 0).astype(dtype)
+    code_t = _t(fine.code)
+
+    for color in (0, 1):
+        xr = x.copy()
+        reference.rbgs_sweep(fine.code, xr, b, fine.scale, color)
+        xt = _t(x)
+        kx.rbgs_sweep(code_t, xt, _t(b), fine.scale, color)
+        np.testing.assert_allclose(xt.numpy(), xr, rtol=tol, atol=tol * np.abs(xr).max())
+
+    bc_ref = np.full(coarse.code.shape, np.nan, dtype=dtype)
+    reference.residual_restrict(fine.code, x, b, fine.scale, coarse.code, bc_ref, fine.factors,
+                                weight)
+    bc = torch.full(coarse.code.shape, float("nan"), dtype=_t(x).dtype)
+    kx.residual_restrict(code_t, _t(x), _t(b), fine.scale, _t(coarse.code), bc, fine.factors,
+                         weight, work=torch.empty_like(_t(x)))
+    np.testing.assert_allclose(bc.numpy(), bc_ref, rtol=tol, atol=tol * np.abs(bc_ref).max())
+
+    xc = rng.standard_normal(coarse.code.shape).astype(dtype)
+    xr = x.copy()
+    reference.prolong_add(xc, fine.code, xr, fine.factors)
+    xt = _t(x)
+    kx.prolong_add(_t(xc), code_t, xt, fine.factors)
+    np.testing.assert_allclose(xt.numpy(), xr, rtol=tol, atol=tol)
+
+    for color in (0, 1):
+        cells = fine.band[color]
+        xr = x.copy()
+        reference.rbgs_cells(fine.code, xr, b, fine.scale, cells)
+        xt = _t(x)
+        kx.rbgs_cells(code_t, xt, _t(b), fine.scale, tuple(_t(c.astype(np.int64)) for c in cells))
+        np.testing.assert_allclose(xt.numpy(), xr, rtol=tol, atol=tol * np.abs(xr).max())
+
+
+def test_rbgs_cells_with_no_cells_is_a_no_op():
+    x = torch.ones((2, 2, 2))
+    empty = torch.zeros(0, dtype=torch.int64)
+    kx.rbgs_cells(torch.zeros((2, 2, 2), dtype=torch.int8), x, x, 1.0, (empty,) * 3)
+    assert bool(torch.all(x == 1))
+
+
+def test_edge_conversions_round_trip():
+    a = np.arange(6, dtype=np.int8).reshape(2, 3)
+    a.flags.writeable = False
+    t = kx.asarray_like(a, torch.zeros(1))
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.int8
+    t[0, 0] = 9  # a private copy: the read-only host array is not shared
+    assert a[0, 0] == 0
+    np.testing.assert_array_equal(kx.to_numpy(t)[1], a[1])
+    assert kx.asarray_like(a, np.zeros(1)) is a
+    assert kx.asarray_like(a, torch.zeros(1), np.float32).dtype == torch.float32
+
+
+def test_grid_converts_kernel_arrays_once_per_namespace_and_device(rng):
+    g = Grid(random_flags(rng, (4, 5)))
+    first = g.kernel_arrays(torch.zeros(1))
+    assert g.kernel_arrays(torch.ones(3, dtype=torch.float64)) is first
+    fp, code, fluid = first
+    np.testing.assert_array_equal(code.numpy(), g.stencil_code)
+    np.testing.assert_array_equal(fp.numpy(), g.padded_flags)
+    np.testing.assert_array_equal(fluid.numpy(), g.fluid)
+    assert g.kernel_arrays(np.zeros(1))[1] is g.stencil_code
+
+
+# -- dispatch ----------------------------------------------------------------------------------
+
+
+def test_dispatch_non_numpy_arrays_to_the_generic_kernels():
+    t = torch.zeros(3)
+    assert kernels.select(t) is kx
+    assert kernels.mg_backend(t) is kx
+    assert kernels.select(t, "xp") is kx
+    assert "xp" in kernels.available_backends()
+    # a NumPy subclass still gets the NumPy reference
+    assert kernels.select(np.zeros(3).view(np.recarray)) is reference
+
+
+def test_dispatch_without_a_gpu_never_picks_cuda():
+    if kernels._load("cuda") is not None:
+        pytest.skip("a GPU is present")
+    assert "cuda" not in kernels.available_backends()
+    with pytest.raises(ImportError, match="kernel back-end 'cuda' is not available"):
+        kernels.select(torch.zeros(1), "cuda")
+
+
+class _FakeCupyArray:
+    """Looks like a CuPy array to the dispatch (which goes by the type's module)."""
+
+
+_FakeCupyArray.__module__ = "cupy._core.core"
+
+
+class _FakeCudaTensor:
+    """Looks like a CUDA torch tensor to the dispatch."""
+
+    is_cuda = True
+
+
+_FakeCudaTensor.__module__ = "torch"
+
+
+@pytest.fixture
+def fake_cuda(monkeypatch):
+    """A stand-in CUDA kernel module with only some of the kernels, as if a GPU were here."""
+    calls = []
+
+    def laplacian_matvec_fluid(code, x, out, scale):
+        calls.append(("fluid", code, x, out))
+        return out
+
+    def dot(x, y):
+        calls.append(("dot", x, y))
+        return 1.5
+
+    def residual_restrict(*args, work=None):
+        calls.append(("restrict", work))
+
+    mod = SimpleNamespace(__name__="fake_cuda", available=lambda: True, dot=dot,
+                          laplacian_matvec_fluid=laplacian_matvec_fluid,
+                          residual_restrict=residual_restrict)
+    monkeypatch.setattr(kernels, "_load_cuda", lambda: mod)
+    monkeypatch.setattr(kernels, "_from_dlpack", lambda t: ("cupy-view", t))
+    kernels._load.cache_clear()
+    kernels._device_backend.cache_clear()
+    yield mod, calls
+    kernels._load.cache_clear()
+    kernels._device_backend.cache_clear()
+
+
+def test_dispatch_cupy_to_cuda_and_fills_gaps_with_generic(fake_cuda):
+    mod, _ = fake_cuda
+    k = kernels.select(_FakeCupyArray())
+    assert k.dot is mod.dot and k.laplacian_matvec_fluid is mod.laplacian_matvec_fluid
+    assert k.cg_update is kx.cg_update  # not in the CUDA module: the generic kernel
+    mg = kernels.mg_backend(_FakeCupyArray())
+    assert mg.residual_restrict is mod.residual_restrict and mg.rbgs_sweep is kx.rbgs_sweep
+    # CPU torch tensors stay on the generic kernels even with a GPU present
+    assert kernels.select(torch.zeros(1)) is kx
+    assert "cuda" in kernels.available_backends()
+
+
+def test_dispatch_cuda_tensors_through_dlpack(fake_cuda):
+    _, calls = fake_cuda
+    x, out, code = _FakeCudaTensor(), _FakeCudaTensor(), _FakeCudaTensor()
+    k = kernels.select(x)
+    assert k.laplacian_matvec_fluid(code, x, out, 2.0) is out  # the caller's tensor back
+    name, c, xc, oc = calls[-1]
+    assert name == "fluid"
+    assert (c, xc, oc) == (("cupy-view", code), ("cupy-view", x), ("cupy-view", out))
+    assert k.dot(x, x) == 1.5
+    work = _FakeCudaTensor()
+    kernels.mg_backend(x).residual_restrict(1, 2, work=work)
+    assert calls[-1] == ("restrict", ("cupy-view", work))
+
+
+def test_importing_the_kernels_imports_no_gpu_library():
+    import subprocess
+
+    code = ("import sys, numpy as np; from dcdm import kernels; kernels.select(np.zeros(2)); "
+            "print('torch' in sys.modules, 'cupy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
