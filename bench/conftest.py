@@ -9,7 +9,12 @@
 - ``MEDIANS`` and ``RATIOS``: benchmarks store their median under a key, and
   ``RATIOS`` names pairs whose ratio the terminal summary prints (both measured
   in the same run). The ratios, the suite's wall time, its options and the
-  skipped cases also go into the ``--benchmark-json`` file (key ``"dcdm"``).
+  skipped cases also go into the ``--benchmark-json`` file (key ``"dcdm"``),
+  with :func:`gpu_info` (card, driver, CUDA, CuPy and torch versions, kernel
+  loader) when a GPU was used.
+- Devices: the ``bench_device`` fixture (``--bench-device``) and the ``gpu``
+  fixture (CuPy, for the GPU-only cases of ``test_gpu.py``) skip with
+  "no CUDA device (...)" where there is none.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -33,7 +40,8 @@ KINDS = ("kernel", "solver", "pipeline")
 # every record carries these keys (None where they do not apply)
 SCHEMA = ("key", "kind", "method", "preconditioner", "problem", "dim", "n", "unknowns", "dtype",
           "device", "iterations", "reason", "residual", "rel_residual", "setup_s", "solve_s")
-LIBRARIES = ("dcdm", "numpy", "scipy", "numba", "pyamg", "torch", "cupy-cuda12x")
+LIBRARIES = ("dcdm", "numpy", "scipy", "numba", "pyamg", "torch", "cupy-cuda12x",
+             "cupy-cuda13x")
 
 # sizes per dimension: cells per axis
 DEFAULT_SIZES = {3: (32, 64, 128), 2: (256, 512, 1024, 2048)}
@@ -151,6 +159,18 @@ def bench_device(request) -> str:
     return device
 
 
+@pytest.fixture(scope="session")
+def gpu():
+    """CuPy, for the cases that only exist on a GPU; skips without CuPy and a device
+    (whatever ``--bench-device`` says)."""
+    why = cuda_unavailable()
+    if why is not None:
+        pytest.skip(f"no CUDA device ({why})")
+    import cupy
+
+    return cupy
+
+
 def to_device(x, device: str):
     """``x`` as an array on ``device`` (CuPy for cuda)."""
     if device == "cuda":
@@ -263,7 +283,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json):
         versions=versions(),
         memory_gib=_memory_gib(),
         load_average=dict(start=_SESSION.get("load_start"), end=_load_average()),
-        gpu=_gpu_name() if config.getoption("--bench-device") == "cuda" else None,
+        gpu=gpu_info() if _gpu_used(config) else None,
     )
 
 
@@ -274,14 +294,61 @@ def _memory_gib() -> float | None:
         return None
 
 
-def _gpu_name() -> str | None:
+def _gpu_used(config) -> bool:
+    """The run touched a GPU: ``--bench-device cuda``, or CuPy was imported by a case."""
+    return config.getoption("--bench-device") == "cuda" or "cupy" in sys.modules
+
+
+def _cuda_version(v: int) -> str:
+    return f"{v // 1000}.{v % 1000 // 10}"
+
+
+def _nvidia_smi(query: str) -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.strip().splitlines()[0].strip() if out.strip() else None
+
+
+def gpu_info() -> dict | None:
+    """The current CUDA device and the software around it (``None`` without one): card name,
+    compute capability, memory, NVIDIA driver, CUDA runtime/driver API versions, CuPy, torch
+    and torch's CUDA, and where ``dcdm.kernels.cuda`` loaded its kernels from."""
     if cuda_unavailable() is not None:
         return None
     import cupy
 
-    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    rt = cupy.cuda.runtime
+    dev = cupy.cuda.Device()
+    props = rt.getDeviceProperties(dev.id)
     name = props.get("name", b"?")
-    return name.decode() if isinstance(name, bytes) else str(name)
+    cc = str(dev.compute_capability)  # "90" for 9.0
+    info = dict(
+        name=name.decode() if isinstance(name, bytes) else str(name),
+        compute_capability=f"{cc[:-1]}.{cc[-1]}",
+        memory_gib=round(props.get("totalGlobalMem", 0) / 2**30, 1),
+        driver=_nvidia_smi("driver_version"),
+        cuda_driver_api=_cuda_version(rt.driverGetVersion()),
+        cuda_runtime=_cuda_version(rt.runtimeGetVersion()),
+        cupy=cupy.__version__,
+        torch=None, torch_cuda=None, cudnn=None, kernels=None,
+        loader=os.environ.get("DCDM_CUDA_LOADER", "auto"),
+        fatbin_dir=os.environ.get("DCDM_CUDA_FATBIN"),
+    )
+    if "torch" in sys.modules:  # only if a case used it (importing it costs seconds)
+        import torch
+
+        info.update(torch=torch.__version__, torch_cuda=torch.version.cuda,
+                    cudnn=torch.backends.cudnn.version())
+    try:
+        from dcdm.kernels import cuda
+
+        info["kernels"] = cuda.origins() or None
+    except Exception:  # only reporting: a broken loader shows in the cases themselves
+        pass
+    return info
 
 
 def pytest_terminal_summary(terminalreporter):

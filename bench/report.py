@@ -9,7 +9,10 @@ Several files are merged (a CPU run and a GPU run, say; a later file wins on a
 repeated case). The report has a header (date, machine, CPU, versions, suite wall
 time), per problem a method x size table of median time to solution and iterations,
 growth exponents fitted on log-log axes with their plots, the smoke pipeline's time
-per step, kernel bandwidth as a fraction of the copy bandwidth, and the run's ratios.
+per step, kernel bandwidth as a fraction of the copy bandwidth (these from the CPU
+records), a GPU section (``bench/report_gpu.py``: card, bandwidth, times beside the
+CPU's, issue 7's targets; or a plain statement that there are no GPU results), and
+the run's ratios. ``--only-gpu`` writes the header and the GPU section alone.
 With ``--baseline`` it adds a before/after table that flags regressions (more than
 ``--threshold`` slower, more iterations, or no longer converging) and improvements;
 ``--fail-on-regression`` makes that an exit status of 1.
@@ -30,6 +33,11 @@ from .results import Results, fit_exponent, label_of, load, problem_title
 __all__ = ["compare", "main", "write_report"]
 
 ORDER = ("solver", "pipeline", "kernel")
+
+
+def _on_cpu(r: dict) -> bool:
+    """CPU records (the GPU ones have their own section)."""
+    return not str(r.get("device") or "cpu").startswith("cuda")
 
 
 def _fmt_time(t: float | None) -> str:
@@ -89,9 +97,11 @@ def _header(res: Results, wall_time: float | None) -> list[str]:
     if dcdm_meta.get("memory_gib"):
         rows.append(["memory", f"{dcdm_meta['memory_gib']:.0f} GiB"])
     devices = sorted({str(r.get("device")) for r in res.records if r.get("device")})
+    gpus = [g.get("name") if isinstance(g, dict) else str(g)
+            for g in ((m.get("dcdm") or {}).get("gpu") for m in res.meta) if g]
     if devices:
-        rows.append(["devices", ", ".join(devices) + (f" ({dcdm_meta['gpu']})"
-                                                      if dcdm_meta.get("gpu") else "")])
+        rows.append(["devices", ", ".join(devices) + (f" ({', '.join(dict.fromkeys(gpus))})"
+                                                      if gpus else "")])
     if versions:
         rows.append(["versions", ", ".join(f"{k} {v}" for k, v in versions.items())])
     commit = first.get("commit_info") or {}
@@ -123,7 +133,7 @@ def _header(res: Results, wall_time: float | None) -> list[str]:
 def _solver_groups(res: Results) -> dict[tuple[str, int], list[dict]]:
     groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for r in res.select(kind="solver", case="to-tolerance"):
-        if r.get("problem") and r.get("dim") and r.get("median") is not None:
+        if r.get("problem") and r.get("dim") and r.get("median") is not None and _on_cpu(r):
             groups[(r["problem"], int(r["dim"]))].append(r)
     return dict(sorted(groups.items(), key=lambda kv: (-kv[0][1], kv[0][0])))
 
@@ -217,7 +227,7 @@ def _solver_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], li
 
 def _other_solver_section(res: Results) -> list[str]:
     lines = []
-    fixed = res.select(kind="solver", case="fixed-iterations")
+    fixed = [r for r in res.select(kind="solver", case="fixed-iterations") if _on_cpu(r)]
     if fixed:
         rows = []
         for r in fixed:
@@ -230,7 +240,7 @@ def _other_solver_section(res: Results) -> list[str]:
                   "iteration of the matrix-free loop against scipy's `cg` on the CSR matrix.", ""]
         lines += _table(["method", "problem", "dtype", "iterations", "median", "per iteration"],
                         rows)
-    f32 = res.select(kind="solver", case="float32")
+    f32 = [r for r in res.select(kind="solver", case="float32") if _on_cpu(r)]
     if f32:
         rows = [[f"`{label_of(r)}`", f"{r.get('problem')} {r.get('n')}^{r.get('dim')}",
                  str(r.get("rtol")), _fmt_time(r.get("median")), _fmt_num(r.get("iterations")),
@@ -278,7 +288,7 @@ def _pipeline_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], 
 # -- kernels ---------------------------------------------------------------------------------
 
 def _kernel_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], list[Path]]:
-    recs = [r for r in res.select(kind="kernel") if r.get("GB/s")]
+    recs = [r for r in res.select(kind="kernel") if r.get("GB/s") and _on_cpu(r)]
     if not recs:
         return [], []
     copies = {(r.get("dim"), r.get("n"), r.get("dtype"), r.get("device")): r["GB/s"]
@@ -400,12 +410,21 @@ def _remove_stale(figdir: Path, figures: list[Path]) -> None:
 
 
 def write_report(res: Results, out: Path, *, baseline: Results | None = None,
-                 wall_time: float | None = None, threshold: float = 0.10) -> dict:
-    """Write ``out`` (Markdown) and its PNG figures in ``out.parent / "report"``.
+                 wall_time: float | None = None, threshold: float = 0.10,
+                 only_gpu: bool = False) -> dict:
+    """Write ``out`` (Markdown) and its PNG figures in ``out.parent / "report"``
+    (``only_gpu``: the header and the GPU section, no figures).
 
     Returns ``{"report": path, "figures": [paths], "regressions": count}``.
     """
+    from .report_gpu import gpu_section
+
     out = Path(out)
+    if only_gpu:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        text = "\n".join(_header(res, wall_time) + gpu_section(res)).rstrip() + "\n"
+        out.write_text(text)
+        return {"report": out, "figures": [], "regressions": 0}
     figdir = out.parent / "report"
     rel = os.path.relpath(figdir, out.parent)
     lines = _header(res, wall_time)
@@ -419,6 +438,7 @@ def write_report(res: Results, out: Path, *, baseline: Results | None = None,
         lines += more
         figures += files
     lines += _other_solver_section(res)
+    lines += gpu_section(res)
     lines += _ratio_section(res)
     lines += _skipped_section(res)
     lines += compare_lines
@@ -444,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="relative slow-down that counts as a regression (default 0.10)")
     parser.add_argument("--fail-on-regression", action="store_true",
                         help="exit with status 1 when the comparison finds a regression")
+    parser.add_argument("--only-gpu", action="store_true",
+                        help="write only the header and the GPU section (no figures)")
     args = parser.parse_args(argv)
     if args.threshold < 0:
         parser.error(f"--threshold must be >= 0, got {args.threshold}")
@@ -453,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as err:
         parser.error(str(err))
     info = write_report(res, Path(args.out), baseline=base, wall_time=args.wall_time,
-                        threshold=args.threshold)
+                        threshold=args.threshold, only_gpu=args.only_gpu)
     print(f"wrote {info['report']} and {len(info['figures'])} figures in "
           f"{Path(args.out).parent / 'report'}")
     if base is not None:

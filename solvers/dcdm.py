@@ -78,21 +78,42 @@ class _Directions:
         self.count += 1
 
 
-def _resolve_network(model, grid, like=None) -> Callable:
+def check_network_dtype(network_dtype) -> str | None:
+    """``network_dtype`` validated (``None``, or a name of
+    :data:`dcdm.training.inference.DTYPES`); a ``ValueError`` naming it otherwise."""
+    if network_dtype is None:
+        return None
+    from dcdm.training.inference import check_dtype  # torch: only when asked for
+
+    return check_dtype(network_dtype, "network_dtype")
+
+
+def _resolve_network(model, grid, like=None, dtype: str | None = None) -> Callable:
     """A callable ``f(r_grid) -> q_grid``: shipped weights, a checkpoint path, or a callable.
 
     With ``like`` a torch tensor or CuPy array, a loaded network is moved (once, here) to
-    ``like``'s device, so that each call runs where the solver's vectors are.
+    ``like``'s device, so that each call runs where the solver's vectors are. ``dtype``
+    (a checked ``network_dtype``) sets the precision of a network's forward pass.
     """
     if callable(model) and not isinstance(model, str) and not hasattr(model, "state_dict"):
         net = model
+        if dtype is not None and not hasattr(net, "dtype_name"):
+            raise ValueError(
+                f"network_dtype={dtype!r} applies to a network, but model is a plain "
+                f"{type(model).__name__}: pass model=None (the shipped weights), a shipped "
+                "name, a checkpoint path, a DCDMNet or a Network, or drop network_dtype"
+            )
     else:  # None, a name, a path, or a torch module: torch loads here, not before
         from dcdm.training.weights import load_network
 
-        net = load_network(model, dim=grid.ndim)
+        options = {} if dtype is None else {"dtype": dtype}
+        net = load_network(model, dim=grid.ndim, **options)
     if like is not None and not isinstance(like, np.ndarray) and hasattr(net, "to") and (
             hasattr(net, "device")):
-        net = net.to(_torch_device(like))
+        device = _torch_device(like)
+        net = net.to(device) if dtype is None else net.to(device, dtype=dtype)
+    elif dtype is not None:
+        net = net.to(dtype=dtype)
     if hasattr(net, "warmup"):  # trace/compile for this shape now, not inside the first solve
         net.warmup(grid.shape)
     return net
@@ -122,6 +143,7 @@ def dcdm(
     x0=None,
     *,
     model=None,
+    network_dtype: str | None = None,
     variant: str = "robust",
     rtol: float = 1e-5,
     atol: float = 0.0,
@@ -150,6 +172,10 @@ def dcdm(
         name (``"dcdm-2d"``, ``"dcdm-3d"``) or a checkpoint path; or any
         callable mapping a grid-shaped unit-norm residual to a direction (its
         entries off FLUID cells are ignored).
+    network_dtype : {None, "float32", "bfloat16", "float16"}
+        Precision of the network's forward pass (a loaded network only; default: the
+        network's own, float32 for loaded weights). The input is cast down and the
+        direction cast back up: the iteration keeps ``b``'s precision.
     variant : {"robust", "paper"}
         See the module docstring.
     window : int, optional
@@ -195,10 +221,11 @@ def dcdm(
         raise ValueError(f"window must be an integer >= 1, got {window!r}")
     if precond_options:
         raise TypeError(f"dcdm got unexpected keyword argument(s) {sorted(precond_options)}")
+    network_dtype = check_network_dtype(network_dtype)
     grid = require_grid(A, "method='dcdm'", ": the network acts on the grid")
     prob = LinearProblem(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter)
     t0 = time.perf_counter()
-    net = _resolve_network(model, grid, like=prob.b)
+    net = _resolve_network(model, grid, like=prob.b, dtype=network_dtype)
     S = _second_direction(second, prob.A) if variant == "robust" else None
     setup_time = time.perf_counter() - t0
     x, r = prob.start()
@@ -212,6 +239,7 @@ def dcdm(
         "network_seconds": timer["seconds"],
         "network_calls": timer["calls"],
         "model": getattr(net, "name", type(net).__name__),
+        "network_dtype": getattr(net, "dtype_name", None),
     }
     if S is not None:
         extra["second_setup_time"] = S.setup_time

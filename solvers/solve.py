@@ -75,8 +75,10 @@ def solve(
     check : bool, default False
         Raise :class:`~dcdm.solvers.ConvergenceError` if not converged.
     **options
-        Options of the method (e.g. ``truncation`` for ``"fcg"``); any other
-        keyword goes to the preconditioner named by ``M``.
+        Options of the method (e.g. ``truncation`` for ``"fcg"``; ``model``,
+        ``network_dtype`` and ``variant`` for ``"dcdm"``); any other keyword goes to
+        the preconditioner named by ``M`` (``model`` and ``network_dtype`` for
+        ``M="neural"``).
 
     Returns
     -------

@@ -25,6 +25,17 @@ for training steps.
 The network's output is only defined up to scale (and, with the paper's loss,
 sign); DCDM line-searches along it. ``rescale=True`` multiplies it by
 ``||r||`` so that the map is positively homogeneous like ``A^{-1}``.
+
+Precision: ``dtype="bfloat16"`` or ``"float16"`` runs the forward pass (weights
+and activations) in that format, for tensor-core convolutions on a GPU. Only the
+network is reduced: the residual is normalised in its own precision, cast down
+for the network, and the direction is cast back up to the residual's dtype, so
+the solver's iteration stays in float32/float64 (DCDM line-searches along
+whatever direction it gets, so a rounded direction costs iterations, never
+correctness). bfloat16 keeps float32's range; float16 has 10 mantissa bits but
+a smallest normal number of 6e-5, so the entries of a unit-norm residual of a
+very large grid lose relative precision there. Both run on the CPU too (torch
+2.3+), but there they are for testing, not speed.
 """
 
 from __future__ import annotations
@@ -42,9 +53,37 @@ import torch
 
 from .model import DCDMNet
 
-__all__ = ["Network"]
+__all__ = ["DTYPES", "Network", "check_dtype"]
 
 log = logging.getLogger(__name__)
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+"""The forward-pass precisions :class:`Network` offers, by name."""
+
+
+def check_dtype(dtype, name: str = "dtype") -> str:
+    """The name (a key of :data:`DTYPES`) of a network precision given by name or as a
+    ``torch.dtype``; ``None`` means ``"float32"``. Anything else is a ``ValueError`` that
+    names the argument ``name``.
+
+    Examples
+    --------
+    >>> check_dtype(torch.bfloat16), check_dtype(None), check_dtype("float16")
+    ('bfloat16', 'float32', 'float16')
+    """
+    if dtype is None:
+        return "float32"
+    key = str(dtype).removeprefix("torch.") if isinstance(dtype, (str, torch.dtype)) else None
+    if key not in DTYPES:
+        raise ValueError(
+            f"{name} must be one of {tuple(DTYPES)} (the precision of the network's forward "
+            f"pass; the solver's vectors keep theirs), got {dtype!r}"
+        )
+    return key
 
 
 def _dims_error(weights_dim: int, grid_dim: int, what: str = "") -> ValueError:
@@ -61,7 +100,7 @@ class Network:
     Parameters
     ----------
     model : DCDMNet
-        The trained network; a float32 copy is taken (later training does not
+        The trained network; a copy in ``dtype`` is taken (later training does not
         change this object).
     meta : mapping, optional
         The weights' meta (see :mod:`dcdm.training.weights`).
@@ -75,6 +114,9 @@ class Network:
         ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
     rescale : bool, default False
         Return ``||r|| f(r / ||r||)`` instead of ``f(r / ||r||)``.
+    dtype : {"float32", "bfloat16", "float16"} or torch.dtype, default "float32"
+        Precision of the forward pass (see the module docstring); inputs and outputs
+        keep the caller's dtype.
 
     Attributes
     ----------
@@ -107,7 +149,10 @@ class Network:
         threads: int | None = None,
         device: str = "cpu",
         rescale: bool = False,
+        dtype: str | torch.dtype = "float32",
     ):
+        self.dtype_name = check_dtype(dtype)
+        self.dtype = DTYPES[self.dtype_name]
         if not isinstance(model, DCDMNet):
             raise TypeError(f"model must be a DCDMNet, got {type(model).__name__}")
         if device == "auto":
@@ -117,7 +162,12 @@ class Network:
             if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
                 raise ValueError(f"threads must be a positive integer, got {threads!r}")
             torch.set_num_threads(threads)
-        self.model = copy.deepcopy(model).float().eval().to(self.device)
+        master = copy.deepcopy(model).float().eval()
+        # a reduced-precision network keeps its float32 weights (on the CPU), so that
+        # to(dtype=...) converts from them, not from the rounded ones
+        self._master = None if self.dtype == torch.float32 else master
+        self.model = (master if self._master is None else copy.deepcopy(master)).to(
+            device=self.device, dtype=self.dtype)
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.config = self.model.config
@@ -136,7 +186,7 @@ class Network:
 
     def __repr__(self) -> str:
         return (f"Network({self.name!r}, dim={self.dim}, params={self.model.param_count()}, "
-                f"device={self.device.type}, compile={self.compile})")
+                f"device={self.device.type}, dtype={self.dtype_name}, compile={self.compile})")
 
     def reset_timers(self) -> None:
         """Zero ``network_seconds`` and ``calls``."""
@@ -159,7 +209,8 @@ class Network:
     def _build(self, shape: tuple[int, ...]):
         fmt = self._memory_format()
         model = copy.deepcopy(self.model).to(memory_format=fmt)
-        example = torch.zeros((1, 1, *shape), device=self.device).contiguous(memory_format=fmt)
+        example = torch.zeros((1, 1, *shape), device=self.device, dtype=self.dtype).contiguous(
+            memory_format=fmt)
         if not self.compile or self.device.type != "cpu":
             return model
         try:
@@ -203,19 +254,23 @@ class Network:
             raise ValueError(f"r has shape {r.shape}, which does not fit the grid {shape}")
         return shape, fluid
 
-    def to(self, device) -> Network:
+    def to(self, device=None, *, dtype=None) -> Network:
         """This network on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, a
-        ``torch.device``): ``self`` if it is there already, else a copy moved there once."""
-        device = torch.device(device)
+        ``torch.device``; default: where it is) with forward-pass precision ``dtype``
+        (default: its own): ``self`` if nothing changes, else a copy (the weights are
+        moved or converted once, here)."""
+        name = self.dtype_name if dtype is None else check_dtype(dtype)
+        device = self.device if device is None else torch.device(device)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         here = self.device
         if here.type == "cuda" and here.index is None:
             here = torch.device("cuda", torch.cuda.current_device())
-        if here == device:
+        if here == device and name == self.dtype_name:
             return self
-        return Network(self.model, self.meta, name=self.name, compile=self.compile,
-                       device=str(device), rescale=self.rescale)
+        source = self.model if self._master is None else self._master
+        return Network(source, self.meta, name=self.name, compile=self.compile,
+                       device=str(device), rescale=self.rescale, dtype=name)
 
     def __call__(self, r, grid=None):
         """The network's direction for residual ``r``.
@@ -253,11 +308,11 @@ class Network:
             out = np.zeros_like(r)
         else:
             x = torch.from_numpy((r.reshape(shape) / norm).astype(np.float32, copy=False))
-            x = x.view(1, 1, *shape).to(self.device).contiguous(
+            x = x.view(1, 1, *shape).to(device=self.device, dtype=self.dtype).contiguous(
                 memory_format=self._memory_format())
             with torch.inference_mode():
                 y = fn(x)
-            q = y.reshape(shape).to("cpu").numpy()
+            q = y.reshape(shape).to(device="cpu", dtype=torch.float32).numpy()
             if self.rescale:
                 q = q * np.float32(norm)
             if fluid is not None:
@@ -280,11 +335,11 @@ class Network:
         if float(norm) == 0.0:
             out = torch.zeros_like(r)
         else:
-            x = (r.reshape(shape) / norm).to(device=self.device, dtype=torch.float32)
+            x = (r.reshape(shape) / norm).to(device=self.device, dtype=self.dtype)
             x = x.view(1, 1, *shape).contiguous(memory_format=self._memory_format())
             with torch.inference_mode():
                 y = fn(x)
-            q = y.reshape(shape).to(r.device)
+            q = y.reshape(shape).to(device=r.device, dtype=torch.float32)
             if self.rescale:
                 q = q * norm.to(torch.float32)
             if fluid is not None:

@@ -27,6 +27,8 @@ class Neural(Preconditioner):
     model : None, str, path or callable
         As ``model`` of :func:`dcdm.solvers.dcdm`: ``None`` picks the shipped
         weights by the grid's dimensionality.
+    network_dtype : {None, "float32", "bfloat16", "float16"}
+        As in :func:`dcdm.solvers.dcdm`: the precision of the forward pass only.
 
     Examples
     --------
@@ -42,9 +44,12 @@ class Neural(Preconditioner):
     is_spd = False
     preserves_support = False
 
-    def __init__(self, model=None):
+    def __init__(self, model=None, network_dtype: str | None = None):
         super().__init__()
+        from ..dcdm import check_network_dtype
+
         self.model = model
+        self.network_dtype = check_network_dtype(network_dtype)
         self.network_seconds = 0.0
         self.calls = 0
 
@@ -53,7 +58,7 @@ class Neural(Preconditioner):
         from ..dcdm import _resolve_network
 
         self._grid = grid
-        self._net = _resolve_network(self.model, grid)
+        self._net = _resolve_network(self.model, grid, dtype=self.network_dtype)
         self._shape = grid.shape
         self._fluid = grid.fluid.reshape(-1)
         self._moved: dict[str, Any] = {}
@@ -116,5 +121,6 @@ class Neural(Preconditioner):
     def stats(self) -> dict[str, Any]:
         s = super().stats
         s.update(network_seconds=self.network_seconds, network_calls=self.calls,
-                 model=getattr(self._net, "name", type(self._net).__name__))
+                 model=getattr(self._net, "name", type(self._net).__name__),
+                 network_dtype=getattr(self._net, "dtype_name", None))
         return s

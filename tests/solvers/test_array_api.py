@@ -368,6 +368,21 @@ def test_dcdm_on_cuda_tensors_and_cupy(shipped_2d):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("network_dtype", ["bfloat16", "float16"])
+def test_reduced_precision_network_on_cuda(shipped_2d, network_dtype):
+    """bf16/fp16 forward pass on the GPU, float64 iteration: about the float32 count."""
+    dev = _cuda_torch()
+    g = scenes.smoke((64, 64), obstacles=3, seed=4242)
+    A = g.laplacian()
+    b = torch.from_numpy(g.mask(np.random.default_rng(3).standard_normal(g.size))).to(dev)
+    ref = dcdm(A, b, model=shipped_2d, rtol=1e-6, maxiter=60)
+    res = dcdm(A, b, model=shipped_2d, rtol=1e-6, maxiter=60, network_dtype=network_dtype)
+    assert res.converged and res.x.is_cuda and res.x.dtype == torch.float64
+    assert abs(res.iterations - ref.iterations) <= 3, (res.iterations, ref.iterations)
+    assert res.stats["network_dtype"] == network_dtype
+
+
+@pytest.mark.gpu
 def test_cpu_only_preconditioners_refuse_cuda_tensors():
     dev = _cuda_torch()
     A, b = _problem("smoke2d")

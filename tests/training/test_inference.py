@@ -95,3 +95,48 @@ def test_errors(model, rng):
         net(np.ones((4, 4), dtype=np.int64))
     with pytest.raises(TypeError, match="must be a DCDMNet"):
         Network(object())
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", torch.bfloat16])
+@pytest.mark.parametrize("compile", [False, True])
+def test_reduced_precision_forward_pass(model, scene, rng, dtype, compile):
+    """Only the forward pass is reduced: inputs and outputs keep the caller's dtype."""
+    ref = Network(model, compile=False)
+    net = Network(model, compile=compile, dtype=dtype)
+    assert net.dtype_name == str(dtype).removeprefix("torch.") and net.dtype_name in repr(net)
+    assert all(p.dtype == net.dtype for p in net.model.parameters())
+    r = scene.mask(rng.standard_normal(scene.shape))
+    for arr in (r, r.astype(np.float32), torch.from_numpy(r)):
+        try:
+            q = net(arr, scene)
+        except RuntimeError as err:  # no CPU kernels for this format in this torch build
+            if "not implemented" in str(err):
+                pytest.skip(f"{dtype} on the CPU: {err}")
+            raise
+        assert q.dtype == arr.dtype and tuple(q.shape) == tuple(arr.shape)
+        q = np.asarray(q)
+        expect = ref(r, scene)
+        # 8 (bf16) or 11 (fp16) significant bits through ~20 layers
+        assert np.linalg.norm(q - expect) <= 0.05 * np.linalg.norm(expect)
+        assert np.all(q[~scene.fluid] == 0)
+
+
+def test_to_changes_precision_once(model):
+    net = Network(model, compile=False)
+    assert net.to("cpu") is net and net.to(dtype="float32") is net
+    half = net.to(dtype="bfloat16")
+    assert half is not net and half.dtype == torch.bfloat16 and net.dtype == torch.float32
+    assert half.to(dtype=torch.bfloat16) is half and half.to("cpu").dtype == torch.bfloat16
+    back = half.to(dtype="float32")  # from the kept float32 weights, not the rounded ones
+    for a, b in zip(back.model.parameters(), net.model.parameters(), strict=True):
+        assert a.dtype == torch.float32 and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("bad", ["float64", "half", torch.int8, None])
+def test_a_bad_dtype_is_a_clear_error(model, bad):
+    if bad is None:  # None means the default
+        assert Network(model, compile=False, dtype=None).dtype == torch.float32
+        return
+    with pytest.raises(ValueError, match=r"dtype must be one of \('float32', 'bfloat16', "
+                                         r"'float16'\)"):
+        Network(model, compile=False, dtype=bad)
