@@ -115,7 +115,7 @@ def test_gpu_suite_runs_and_reports_against_a_stand_in(tmp_path, root, fixture_j
         assert mv["event_s"] > 0 and mv["GB/s"] > 0
         assert benches[f"gpu-solve-smoke3d-32-cg+mg-{d}"]["iterations"] <= 10
     assert benches["gpu-solve-smoke3d-32-cg-float64"]["reason"] == "CONVERGED_RTOL"
-    # DCDM either ran or says why not (no CUDA torch here; no 3-D weights yet)
+    # DCDM either ran or says why not (no CUDA torch here)
     dcdm = [k for k in benches if "dcdm-robust" in k]
     if not dcdm:
         assert "sees no CUDA device" in proc.stdout or "DCDM weights" in proc.stdout
