@@ -275,6 +275,12 @@ def load_network(model=None, *, dim: int | None = None, **options: Any):
     **options
         Passed to :class:`~dcdm.training.inference.Network` (``compile``, ``threads``, ...).
 
+    Networks loaded from files are cached (the last few, keyed by the sha256 of the
+    file's bytes and of its ``.json`` meta, ``dim`` and ``options``), so a solver
+    called every time step checks and traces the weights once, not per solve
+    (hashing a 600 KB file costs about a millisecond). The cached :class:`Network`
+    is shared: treat it as read-only.
+
     Raises
     ------
     ValueError
@@ -290,6 +296,25 @@ def load_network(model=None, *, dim: int | None = None, **options: Any):
     if isinstance(model, DCDMNet):
         _check_dim({"dim": model.dim}, dim, "model")
         return Network(model, **options)
+    path = resolve(model, dim=dim)
+    try:
+        digest = hashlib.sha256(path.read_bytes())
+        digest.update(path.with_suffix(".json").read_bytes())
+        key = (digest.hexdigest(), dim, tuple(sorted(options.items())))
+        hash(key)
+    except (OSError, TypeError):  # missing file (load_model raises) or unhashable options
+        key = None
+    if key is not None and key in _CACHE:
+        return _CACHE[key]
     net, meta = load_model(model, dim=dim)
-    meta.setdefault("name", resolve(model, dim=dim).stem)
-    return Network(net, meta, **options)
+    meta.setdefault("name", path.stem)
+    network = Network(net, meta, **options)
+    if key is not None:
+        _CACHE[key] = network
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+    return network
+
+
+_CACHE: dict[tuple, Any] = {}  # insertion-ordered: the oldest entry is evicted first
+_CACHE_SIZE = 4

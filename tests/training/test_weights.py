@@ -143,6 +143,18 @@ def test_shipped_names(monkeypatch, tmp_path):
         weights.load_network("dcdm-2d", dim=3)
 
 
+def test_loaded_networks_are_cached_by_content(saved, tmp_path):
+    _, path = saved
+    first = weights.load_network(path, dim=2, compile=False)
+    assert weights.load_network(path, dim=2, compile=False) is first
+    assert weights.load_network(path, dim=2, compile=True) is not first  # other options
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size, maybe the same mtime: the content decides
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError):
+        weights.load_network(path, dim=2, compile=False)
+
+
 def test_model_objects_pass_through():
     from dcdm.training.inference import Network
 
