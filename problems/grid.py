@@ -271,31 +271,25 @@ class GridLaplacian:
         """``A @ x`` for ``x`` that is zero off :attr:`support` (about 2x faster than
         :meth:`matvec`; wrong for any other ``x``). The solvers use it for their
         Krylov vectors, which live on the FLUID cells."""
-        if isinstance(x, np.ndarray):
-            code = self.grid.stencil_code
-            if out is None:
-                out = np.empty_like(x)
-        else:
-            code = self.grid.kernel_arrays(x)[1]
-            if out is None:
-                out = x * 0
+        code, out = self._kernel_args(x, out, 1)
         kernels.laplacian_matvec_fluid(code, x.reshape(self.grid.shape),
                                        out.reshape(self.grid.shape), self.scale)
         return out
 
     def matvec(self, x, out=None):
         """Return ``A @ x`` (``x`` 1-D of length ``grid.size``); writes into ``out`` if given."""
-        xg = x.reshape(self.grid.shape)
-        if isinstance(x, np.ndarray):
-            fp = self.grid.padded_flags
-            if out is None:
-                out = np.empty_like(x)
-        else:
-            fp = self.grid.kernel_arrays(x)[0]
-            if out is None:
-                out = x * 0
-        kernels.laplacian_matvec(fp, xg, out.reshape(self.grid.shape), self.scale)
+        fp, out = self._kernel_args(x, out, 0)
+        kernels.laplacian_matvec(fp, x.reshape(self.grid.shape), out.reshape(self.grid.shape),
+                                 self.scale)
         return out
+
+    def _kernel_args(self, x, out, which: int):
+        """The padded flags (``which=0``) or stencil code (1) in ``x``'s library and on its
+        device, and ``out`` (a new array like ``x`` when None)."""
+        if isinstance(x, np.ndarray):
+            arr = self.grid.padded_flags if which == 0 else self.grid.stencil_code
+            return arr, np.empty_like(x) if out is None else out
+        return self.grid.kernel_arrays(x)[which], x * 0 if out is None else out
 
     def __matmul__(self, x):
         return self.matvec(x)

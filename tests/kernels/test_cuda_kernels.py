@@ -14,6 +14,7 @@ import pytest
 
 from dcdm.kernels import cuda, reference
 from dcdm.problems import CellType, Grid
+from tests.conftest import random_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPES = [(1, 1), (5, 7), (33, 17), (300, 2), (1, 4, 3), (6, 5, 7), (16, 16, 16), (9, 31, 4),
@@ -28,11 +29,7 @@ def _tol(dtype) -> float:
 
 
 def _flags(rng, shape):
-    u = rng.random(shape)
-    f = np.zeros(shape, dtype=np.int8)
-    f[u < 0.2] = CellType.SOLID
-    f[(u >= 0.2) & (u < 0.3)] = CellType.AIR
-    return f
+    return random_flags(rng, shape, p_solid=0.2, p_air=0.1)
 
 
 # -- GPU fixtures ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import pytest
 from dcdm import kernels
 from dcdm.kernels import reference
 from dcdm.problems import CellType, Grid
+from tests.conftest import random_flags
 
 pytest.importorskip("numba")
 from dcdm.kernels import cpu
@@ -14,11 +15,7 @@ SHAPES = [(1, 1), (5, 7), (33, 17), (1, 4, 3), (6, 5, 7), (16, 16, 16), (9, 31, 
 
 
 def _flags(rng, shape):
-    u = rng.random(shape)
-    f = np.zeros(shape, dtype=np.int8)
-    f[u < 0.2] = CellType.SOLID
-    f[(u >= 0.2) & (u < 0.3)] = CellType.AIR
-    return f
+    return random_flags(rng, shape, p_solid=0.2, p_air=0.1)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
