@@ -294,13 +294,21 @@ def _negligible(qr: float, q, rnorm: float, prob) -> bool:
     return abs(qr) <= 1e-12 * prob.norm(q) * rnorm
 
 
-def _paper(prob, x, r, net, S, window, stall_window, timer, callback):
-    shape = prob.A.grid.shape
+def _start(prob, r, window: int):
+    """What both loops begin with: the history ``[||r0||]``, the window of past directions
+    and the direction buffer; ``(hist, None, None)`` when ``r0`` already meets the
+    tolerance (nothing is allocated then)."""
     hist = [prob.norm(r)]
     if hist[0] <= prob.tol:
+        return hist, None, None
+    return hist, _Directions(window, r, prob.xp), prob.xp.empty_like(r)
+
+
+def _paper(prob, x, r, net, S, window, stall_window, timer, callback):
+    hist, dirs, q = _start(prob, r, window)
+    if dirs is None:
         return prob.converged_reason(), 0, hist
-    dirs = _Directions(window, r, prob.xp)
-    q = prob.xp.empty_like(r)
+    shape = prob.A.grid.shape
     for it in range(1, prob.maxiter + 1):
         _network_direction(prob, net, r, q, shape, timer)
         qr, _ = _step(prob, dirs, q, r, x)
@@ -322,12 +330,10 @@ def _paper(prob, x, r, net, S, window, stall_window, timer, callback):
 
 
 def _robust(prob, x, r, net, S, window, stall_window, timer, callback):
-    shape = prob.A.grid.shape
-    hist = [prob.norm(r)]
-    if hist[0] <= prob.tol:
+    hist, dirs, q = _start(prob, r, window)
+    if dirs is None:
         return prob.converged_reason(), 0, hist
-    dirs = _Directions(window, r, prob.xp)
-    q = prob.xp.empty_like(r)
+    shape = prob.A.grid.shape
     for it in range(1, prob.maxiter + 1):
         _network_direction(prob, net, r, q, shape, timer)
         qr, rnorm = _step(prob, dirs, q, r, x)

@@ -25,6 +25,16 @@ def _check_fields(cls, d: dict[str, Any], list_known: bool = False) -> None:
         known = f"; known: {sorted(names)}" if list_known else ""
         raise ValueError(f"unknown {cls.__name__} field(s) {unknown}{known}")
 
+
+def _check_ints(obj, names, low: int, prefix: str = "") -> None:
+    """``ValueError`` naming the first field in ``names`` that is not an int >= ``low``."""
+    what = "a positive integer" if low == 1 else f"an integer >= {low}"
+    for name in names:
+        v = getattr(obj, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ValueError(f"{prefix}{name} must be {what}, got {v!r}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of a :class:`DCDMNet`.
@@ -64,14 +74,9 @@ class ModelConfig:
     def __post_init__(self):
         if self.dim not in (2, 3):
             raise ValueError(f"ModelConfig.dim must be 2 or 3, got {self.dim!r}")
-        for name in ("channels", "kernel"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {v!r}")
-        for name in ("convs_before", "convs_coarse", "convs_after", "levels"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"ModelConfig.{name} must be an integer >= 0, got {v!r}")
+        _check_ints(self, ("channels", "kernel"), 1, "ModelConfig.")
+        _check_ints(self, ("convs_before", "convs_coarse", "convs_after", "levels"), 0,
+                    "ModelConfig.")
         if self.kernel % 2 == 0:
             raise ValueError(f"ModelConfig.kernel must be odd ('same' padding), got {self.kernel}")
 
@@ -211,18 +216,12 @@ class TrainConfig:
     def __post_init__(self):
         if self.dim not in (2, 3):
             raise ValueError(f"dim must be 2 or 3, got {self.dim!r}")
-        for name in ("n", "scenes", "epochs", "batch_size", "validate_every",
-                     "validation_maxiter", "lanczos_m"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        _check_ints(self, ("n", "scenes", "epochs", "batch_size", "validate_every",
+                           "validation_maxiter", "lanczos_m"), 1)
         if self.n < 4:
             raise ValueError(f"n must be >= 4, got {self.n}")
-        for name in ("ritz", "random", "smooth", "residual", "theta", "validation_scenes",
-                     "validation_rhs"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {v!r}")
+        _check_ints(self, ("ritz", "random", "smooth", "residual", "theta",
+                           "validation_scenes", "validation_rhs"), 0)
         if self.samples_per_scene < 1:
             raise ValueError("the data mix is empty: set ritz, random, smooth or residual > 0")
         if self.loss not in LOSSES:

@@ -164,11 +164,7 @@ class AMG(Preconditioner):
         """
         if not self.built:
             raise RuntimeError("M='amg' must be built (build(A)) before apply")
-        if not isinstance(r, np.ndarray):
-            raise TypeError(
-                f"M='amg' is CPU-only: it runs on the CPU and takes NumPy arrays, got "
-                f"{type(r).__name__}; move the vector to NumPy or choose M='jacobi' or M='mg'"
-            )
+        self._require_numpy(r)
         if r.size != self._n:
             raise ValueError(f"r has {r.size} entries but the hierarchy is for n={self._n}")
         if out is not None and (not isinstance(out, np.ndarray) or out.shape != r.shape):

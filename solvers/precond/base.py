@@ -103,6 +103,15 @@ class Preconditioner:
     def __call__(self, r):
         return self.apply(r)
 
+    def _require_numpy(self, r) -> None:
+        """In ``apply`` of a ``cpu_only`` preconditioner: a ``TypeError`` unless ``r`` is a
+        NumPy array (the solvers check ``b`` before set-up, :func:`require_host`)."""
+        if not isinstance(r, np.ndarray):
+            raise TypeError(
+                f"M={self.name!r} is CPU-only: it runs on the CPU and takes NumPy arrays, got "
+                f"{type(r).__name__}; move the vector to NumPy or choose M='jacobi' or M='mg'"
+            )
+
     @property
     def stats(self) -> dict[str, Any]:
         """Setup time and memory figures, merged into ``SolveResult.stats``."""

@@ -171,11 +171,7 @@ class IC0(Preconditioner):
         """
         if not self.built:
             raise RuntimeError(f"M={self.name!r} must be built (build(A)) before apply")
-        if not isinstance(r, np.ndarray):
-            raise TypeError(
-                f"M={self.name!r} is CPU-only: it runs on the CPU and takes NumPy arrays, got "
-                f"{type(r).__name__}; move the vector to NumPy or choose M='jacobi'"
-            )
+        self._require_numpy(r)
         if r.size != self._n:
             raise ValueError(f"r has {r.size} entries but the factor is {self._n} x {self._n}")
         if out is None:
