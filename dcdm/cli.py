@@ -9,7 +9,6 @@ and prints one comparison table.
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -32,71 +31,28 @@ def _load_problem(args) -> tuple[object, np.ndarray, str]:
 
 
 def _combinations(method: str, precond: str | None) -> list[tuple[str, str | None, dict]]:
-    """``(method, M, options)`` to run: one, or for ``--method all`` every sensible pair:
-    CG with each linear SPD preconditioner, FCG with each non-linear one, and DCDM
-    (robust and paper variants; DCDM takes no M)."""
-    from dcdm.solvers import PRECONDITIONERS
+    """``(method, M, options)`` to run: one, or for ``--method all`` the registries'
+    comparison matrix (:func:`dcdm.solvers.compare.comparison_matrix`), restricted to
+    ``precond`` when given."""
+    from dcdm.solvers.compare import comparison_matrix
 
     if method != "all":
         return [(method, None if method == "dcdm" else (precond or "auto"), {})]
-    combos: list[tuple[str, str | None, dict]] = []
-    for m in ("cg", "fcg"):
-        for p in sorted(PRECONDITIONERS, key=lambda k: (k != "none", k)):
-            if precond is not None and p != precond:
-                continue
-            module, cls = PRECONDITIONERS[p].split(":")
-            try:
-                klass = getattr(importlib.import_module(module), cls)
-            except ImportError as exc:  # an optional dependency is missing
-                log.warning("skipping M=%r: %s", p, exc)
-                continue
-            if (m == "cg") != (klass.is_linear and klass.is_spd):
-                continue
-            combos.append((m, None if p == "none" else p, {}))
-    if precond is None:
-        combos += [("dcdm", None, {"variant": "robust"}), ("dcdm", None, {"variant": "paper"})]
-    return combos
-
-
-def _table(rows: list[dict]) -> str:
-    cols = [("method", "{}"), ("M", "{}"), ("iters", "{}"), ("reason", "{}"),
-            ("||b-Ax||/||b||", "{:.2e}"), ("setup s", "{:.4f}"), ("solve s", "{:.4f}"),
-            ("total s", "{:.4f}")]
-    cells = [[fmt.format(r[name]) for name, fmt in cols] for r in rows]
-    widths = [max(len(name), *(len(c[i]) for c in cells)) for i, (name, _) in enumerate(cols)]
-    line = "  ".join(name.ljust(w) for (name, _), w in zip(cols, widths, strict=False))
-    out = [line, "-" * len(line)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in cells]
-    return "\n".join(out)
+    return comparison_matrix(precond)
 
 
 def cmd_solve(args) -> int:
-    import dcdm
+    from dcdm.solvers.compare import compare, format_table
 
     A, b, name = _load_problem(args)
-    bnorm = float(np.linalg.norm(b)) or 1.0
     print(f"problem: {name}; n = {A.shape[0]}; rtol = {args.rtol:g}")
-    rows = []
-    status = 0
-    for method, precond, opts in _combinations(args.method, args.precond):
-        try:
-            # warm-up on a tiny budget so JIT compilation is not billed to the first method
-            dcdm.solve(A, b, method=method, M=precond, rtol=args.rtol, maxiter=1, **opts)
-        except (ImportError, FileNotFoundError, ValueError) as exc:  # extra or weights missing
-            if args.method != "all":
-                raise
-            print(f"skipping {method} {precond or ''}: {exc}", file=sys.stderr)
-            continue
-        res = dcdm.solve(A, b, method=method, M=precond, rtol=args.rtol, atol=args.atol,
-                         maxiter=args.maxiter, **opts)
-        status |= 0 if res.converged else 1
-        label = method if method != "dcdm" else f"dcdm-{opts.get('variant', 'robust')}"
-        rows.append({"method": label, "M": res.stats["preconditioner"], "iters": res.iterations,
-                     "reason": res.reason.name, "||b-Ax||/||b||": res.residual_norm / bnorm,
-                     "setup s": res.setup_time, "solve s": res.solve_time,
-                     "total s": res.setup_time + res.solve_time})
-    print(_table(rows))
-    return status
+    rows, skipped = compare(A, b, _combinations(args.method, args.precond), rtol=args.rtol,
+                            atol=args.atol, maxiter=args.maxiter,
+                            skip_errors=args.method == "all")
+    for line in skipped:  # an extra or the weights missing, or a method that does not apply
+        print(f"skipping {line}", file=sys.stderr)
+    print(format_table(rows))
+    return 0 if all(r["converged"] for r in rows) else 1
 
 
 def cmd_demo(args) -> int:

@@ -1,7 +1,8 @@
 """NumPy reference kernels: the oracle every fast kernel is tested against.
 
-Everything here is written for clarity, not speed. The stencil follows
-:mod:`dcdm.problems.grid`: a FLUID cell's row is ``scale * (d * x_c - sum of
+Everything here is written for clarity, not speed. The stencil is the one
+:mod:`dcdm.kernels.stencil` defines (``stencil_code`` and ``laplacian_diagonal`` are
+that module's, re-exported here): a FLUID cell's row is ``scale * (d * x_c - sum of
 x over FLUID face neighbours)`` with ``d`` the number of non-SOLID face
 neighbours (AIR neighbours and an AIR domain boundary count, SOLID ones and a
 SOLID boundary do not); a non-FLUID cell's row is the identity.
@@ -15,6 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from .codes import FLUID, SOLID
+from .stencil import diagonal as laplacian_diagonal
+from .stencil import neighbour_slices as _neighbour_slices
+from .stencil import stencil_code
 
 __all__ = [
     "axpy",
@@ -26,16 +30,6 @@ __all__ = [
     "stencil_code",
     "xpby",
 ]
-
-
-def _neighbour_slices(ndim: int):
-    """Yield, for each of the 2*ndim face neighbours, the slice of the padded array."""
-    inner = [slice(1, -1)] * ndim
-    for axis in range(ndim):
-        for lo, hi in ((0, -2), (2, None)):
-            s = list(inner)
-            s[axis] = slice(lo, hi)
-            yield tuple(s)
 
 
 def laplacian_matvec(fp: np.ndarray, x: np.ndarray, out: np.ndarray, scale: float) -> np.ndarray:
@@ -64,17 +58,6 @@ def laplacian_matvec(fp: np.ndarray, x: np.ndarray, out: np.ndarray, scale: floa
     return out
 
 
-def stencil_code(fp: np.ndarray) -> np.ndarray:
-    """Per-cell ``int8`` code for the fluid-supported mat-vec: the diagonal count
-    ``d`` (non-SOLID neighbours) on FLUID cells, ``-1`` elsewhere (grid-shaped)."""
-    ndim = fp.ndim
-    inner = (slice(1, -1),) * ndim
-    d = np.zeros(tuple(n - 2 for n in fp.shape), dtype=np.int8)
-    for s in _neighbour_slices(ndim):
-        d += fp[s] != SOLID
-    return np.where(fp[inner] == FLUID, d, -1).astype(np.int8)
-
-
 def laplacian_matvec_fluid(code: np.ndarray, x: np.ndarray, out: np.ndarray,
                            scale: float) -> np.ndarray:
     """``out = L x`` for ``x`` that is zero on every non-FLUID cell.
@@ -94,16 +77,6 @@ def laplacian_matvec_fluid(code: np.ndarray, x: np.ndarray, out: np.ndarray,
     fluid = code >= 0
     out[...] = x.dtype.type(scale) * (np.maximum(code, 0) * x - fluid * acc)
     return out
-
-
-def laplacian_diagonal(fp: np.ndarray, dtype: np.dtype, scale: float) -> np.ndarray:
-    """Diagonal of the operator, grid-shaped (1 on non-FLUID cells)."""
-    ndim = fp.ndim
-    inner = (slice(1, -1),) * ndim
-    diag = np.zeros(tuple(n - 2 for n in fp.shape), dtype=dtype)
-    for s in _neighbour_slices(ndim):
-        diag += fp[s] != SOLID
-    return np.where(fp[inner] == FLUID, dtype.type(scale) * diag, 1).astype(dtype, copy=False)
 
 
 def cg_update(x, r, p, Ap, alpha: float) -> float:

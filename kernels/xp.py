@@ -11,10 +11,8 @@ Krylov loops require. No function here moves data between devices, and none
 synchronises with the host except those that return a Python float.
 
 The stencil arrays (``fp``, ``code``) must live in the namespace and on the
-device of ``x``: :meth:`dcdm.problems.Grid.kernel_arrays` converts them once.
-
-:func:`asarray_like` and :func:`to_numpy` are the edge transfers the solvers
-use at set-up and tear-down.
+device of ``x``: :meth:`dcdm.problems.Grid.kernel_arrays` converts them once (the
+edge transfers are :mod:`dcdm.kernels.arrays`).
 
 Examples
 --------
@@ -28,15 +26,11 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 from array_api_compat import array_namespace, device
 
 from .codes import FLUID, SOLID
 
 __all__ = [
-    "asarray_like",
     "axpy",
     "cg_update",
     "dot",
@@ -46,45 +40,8 @@ __all__ = [
     "rbgs_cells",
     "rbgs_sweep",
     "residual_restrict",
-    "to_numpy",
     "xpby",
 ]
-
-
-# -- edges -------------------------------------------------------------------------------------
-
-
-def asarray_like(a, like, dtype=None) -> Any:
-    """``a`` (a NumPy array) as an array of ``like``'s namespace on ``like``'s device.
-
-    ``dtype`` is a NumPy dtype (or None: keep ``a``'s); it is mapped to the namespace's
-    dtype of the same name. NumPy ``like`` returns ``a`` itself (cast if needed).
-    """
-    a = np.asarray(a)
-    if dtype is not None:
-        a = a.astype(dtype, copy=False)
-    if isinstance(like, np.ndarray):
-        return a
-    xp = array_namespace(like)
-    # a copy: the result must not share memory with (possibly read-only) host arrays
-    return xp.asarray(np.ascontiguousarray(a), device=device(like), copy=True)
-
-
-def to_numpy(a) -> np.ndarray:
-    """A host NumPy copy (or view, for CPU arrays) of any array-API array."""
-    if isinstance(a, np.ndarray):
-        return a
-    mod = type(a).__module__.split(".")[0]
-    if mod == "torch":
-        return a.detach().to("cpu").numpy()
-    if mod == "cupy":
-        return a.get()
-    return np.from_dlpack(a)
-
-
-def namespace_dtype(xp, dtype) -> Any:
-    """The namespace's floating dtype of the same name as NumPy ``dtype``."""
-    return getattr(xp, np.dtype(dtype).name)
 
 
 # -- stencil -----------------------------------------------------------------------------------

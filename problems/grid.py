@@ -14,8 +14,8 @@ symmetric positive (semi-)definite; give right-hand sides that are zero there
 and the solution is zero there too (:meth:`Grid.mask` zeroes a field's
 non-FLUID cells).
 
-Stencil (one definition, used by the matrix-free kernels and by ``to_csr``)
----------------------------------------------------------------------------
+Stencil (defined once, in :mod:`dcdm.kernels.stencil`, for the kernels and ``to_csr``)
+--------------------------------------------------------------------------------------
 For a FLUID cell ``c`` with face neighbours ``n``::
 
     (L x)_c = (d_c x_c - sum_{n FLUID} x_n) / h**2,   d_c = #{n : n not SOLID}
@@ -32,11 +32,10 @@ import functools
 from enum import IntEnum
 
 import numpy as np
-import scipy.ndimage as ndi
 import scipy.sparse as sp
 
 from dcdm import kernels
-from dcdm.kernels import codes, reference
+from dcdm.kernels import arrays, codes, stencil
 from dcdm.solvers.nullspace import ConstantNullSpace
 
 __all__ = ["CellType", "Grid", "GridLaplacian"]
@@ -143,16 +142,20 @@ class Grid:
     @functools.cached_property
     def padded_flags(self) -> np.ndarray:
         """Flags padded by one cell of ``boundary`` on every side (the kernels' input)."""
-        fp = np.pad(self._flags, 1, constant_values=int(self.boundary))
+        fp = stencil.pad_flags(self._flags, self.boundary)
         fp.flags.writeable = False
         return fp
 
     @functools.cached_property
     def stencil_code(self) -> np.ndarray:
-        """Per-cell ``int8`` stencil code (see :func:`dcdm.kernels.reference.stencil_code`)."""
-        c = reference.stencil_code(self.padded_flags)
+        """Per-cell ``int8`` stencil code (see :func:`dcdm.kernels.stencil.stencil_code`)."""
+        c = stencil.stencil_code(self.padded_flags)
         c.flags.writeable = False
         return c
+
+    @functools.cached_property
+    def _device_arrays(self) -> arrays.DeviceCache:
+        return arrays.DeviceCache(with_dtype=False)
 
     def kernel_arrays(self, like) -> tuple:
         """``(padded_flags, stencil_code, fluid)`` in the namespace and on the device of
@@ -164,18 +167,9 @@ class Grid:
         """
         if isinstance(like, np.ndarray):
             return self.padded_flags, self.stencil_code, self.fluid
-        from array_api_compat import device
-
-        key = (type(like).__module__.split(".")[0], str(device(like)))
-        cache = self.__dict__.setdefault("_kernel_arrays", {})
-        arrays = cache.get(key)
-        if arrays is None:
-            from dcdm.kernels.xp import asarray_like
-
-            arrays = tuple(asarray_like(a, like)
-                           for a in (self.padded_flags, self.stencil_code, self.fluid))
-            cache[key] = arrays
-        return arrays
+        return self._device_arrays.get(like, lambda: tuple(
+            arrays.asarray_like(a, like) for a in (self.padded_flags, self.stencil_code,
+                                                   self.fluid)))
 
     def __repr__(self) -> str:
         counts = {c.name: int((self._flags == c).sum()) for c in CellType}
@@ -194,14 +188,7 @@ class Grid:
     # -- connectivity and null space ----------------------------------------
     @functools.cached_property
     def _regions(self) -> tuple[np.ndarray, int, np.ndarray]:
-        structure = ndi.generate_binary_structure(self.ndim, 1)
-        labels, n = ndi.label(self.fluid, structure=structure)
-        air = self.padded_flags == CellType.AIR
-        near_air = ndi.binary_dilation(air, structure=structure)[(slice(1, -1),) * self.ndim]
-        touching = np.unique(labels[near_air & self.fluid])
-        open_region = np.zeros(n + 1, dtype=bool)
-        open_region[touching] = True
-        return labels, n, open_region
+        return stencil.fluid_regions(self.padded_flags)
 
     @property
     def n_regions(self) -> int:
@@ -296,45 +283,15 @@ class GridLaplacian:
 
     def diagonal(self) -> np.ndarray:
         """Diagonal of the operator as a 1-D array (1 on non-FLUID cells)."""
-        return reference.laplacian_diagonal(
-            self.grid.padded_flags, self.dtype, self.scale
-        ).reshape(-1)
+        return stencil.diagonal(self.grid.padded_flags, self.dtype, self.scale).reshape(-1)
 
     def to_csr(self) -> sp.csr_array:
         """Assemble the same operator as a ``scipy.sparse.csr_array``.
 
-        Built from the same padded flags and the same rule as the kernels
-        (the diagonal comes from :func:`dcdm.kernels.reference.laplacian_diagonal`);
-        the tests check ``to_csr() @ x == matvec(x)``.
+        Built by :func:`dcdm.kernels.stencil.assemble_csr` from the same padded flags and
+        the same rule as the kernels; the tests check ``to_csr() @ x == matvec(x)``.
         """
-        g = self.grid
-        fp = g.padded_flags
-        ndim = g.ndim
-        n = g.size
-        idx = np.arange(n).reshape(g.shape)
-        inner = (slice(1, -1),) * ndim
-        fluid = fp[inner] == CellType.FLUID
-        rows, cols, vals = [], [], []
-        diag = self.diagonal()
-        rows.append(idx.ravel())
-        cols.append(idx.ravel())
-        vals.append(diag)
-        for axis in range(ndim):
-            for step in (-1, 1):
-                s = list(inner)
-                s[axis] = slice(1 + step, fp.shape[axis] - 1 + step)
-                nb_fluid = fp[tuple(s)] == CellType.FLUID
-                couple = fluid & nb_fluid
-                src = idx[couple]
-                dst = (np.roll(idx, -step, axis=axis))[couple]
-                rows.append(src)
-                cols.append(dst)
-                vals.append(np.full(src.size, -self.scale, dtype=self.dtype))
-        A = sp.coo_array(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-        ).tocsr()
-        A.sort_indices()
-        return A
+        return stencil.assemble_csr(self.grid.padded_flags, self.scale, self.dtype)
 
     def aslinearoperator(self):
         """This operator as a ``scipy.sparse.linalg.LinearOperator``."""

@@ -29,10 +29,10 @@ from typing import Any
 
 from dcdm import kernels
 
-from .precond import make_preconditioner
-from .precond.base import require_host
-from .problem import LinearProblem
+from .inputs import SystemInputs
+from .precond.registry import setup_preconditioner
 from .result import Reason, SolveResult
+from .workspace import SolveWorkspace
 
 __all__ = ["cg"]
 
@@ -88,30 +88,20 @@ def cg(
     >>> res.converged, np.round(res.x, 6).tolist()
     (True, [0.090909, 0.636364])
     """
-    prob = LinearProblem(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter)
-    require_host(M, prob.b)
-    P = make_preconditioner(M, prob.A, **(precond_options or {}))
-    if P is not None and not (P.is_linear and P.is_spd):
-        raise ValueError(
-            f"M={getattr(P, 'name', M)!r} is not a linear SPD preconditioner, which CG requires; "
-            "use method='fcg' (flexible CG) or method='dcdm' for a non-linear preconditioner"
-        )
-    setup_time = P.setup_time if P is not None else 0.0
-    x, r = prob.start()
-    reason, it, hist = _iterate(prob, x, r, P, callback)
-    return prob.finish(x, reason, it, hist, setup_time=setup_time, precond=P, method="cg",
-                       check=check)
+    ws = SolveWorkspace(SystemInputs(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter))
+    P, setup_time = setup_preconditioner(M, ws.A, ws.b, precond_options, method="cg",
+                                         linear_spd=True)
+    x, r = ws.start()
+    reason, it, hist = _iterate(ws, x, r, P, callback)
+    return ws.finish(x, reason, it, hist, setup_time=setup_time, precond=P, method="cg",
+                     check=check)
 
 
-def _iterate(prob: LinearProblem, x, r, P, callback) -> tuple[Reason, int, list[float]]:
+def _iterate(prob: SolveWorkspace, x, r, P, callback) -> tuple[Reason, int, list[float]]:
     xp, tol = prob.xp, prob.tol
-    rr = kernels.dot(r, r)
-    rnorm = math.sqrt(rr)
-    hist = [rnorm]
-    if not math.isfinite(rnorm):
-        return Reason.NAN_OR_INF, 0, hist
-    if rnorm <= tol:
-        return prob.converged_reason(), 0, hist
+    rr, hist, verdict = prob.begin(r)
+    if verdict is not None:
+        return verdict, 0, hist
     z = prob.precondition(P, r, None if P is None else xp.empty_like(r))
     rz = rr if P is None else kernels.dot(r, z)
     p = xp.asarray(z, copy=True)

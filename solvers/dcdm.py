@@ -41,9 +41,12 @@ import numpy as np
 
 from dcdm import kernels
 
+from .directions import Directions
+from .inputs import SystemInputs
 from .precond.base import require_grid
-from .problem import LinearProblem
+from .precond.neural import check_network_dtype, resolve_network
 from .result import Reason, SolveResult
+from .workspace import SolveWorkspace
 
 __all__ = ["dcdm"]
 
@@ -51,88 +54,11 @@ VARIANTS = ("paper", "robust")
 SECOND = ("mg", "rbgs", "none")
 
 
-class _Directions:
-    """Ring buffer of the last ``k`` search directions ``p_j``, ``A p_j``, ``p_j . A p_j``."""
-
-    def __init__(self, k: int, like, xp):
-        self.k = k
-        self.p = [xp.empty_like(like) for _ in range(k + 1)]
-        self.Ap = [xp.empty_like(like) for _ in range(k + 1)]
-        self.pAp = [0.0] * (k + 1)
-        self.count = 0
-
-    def next_slot(self) -> tuple[Any, Any]:
-        s = self.count % (self.k + 1)
-        return self.p[s], self.Ap[s]
-
-    def orthogonalise(self, q) -> None:
-        """``q -= sum_j (q . A p_j) / (p_j . A p_j) p_j`` over the stored directions."""
-        s = self.count % (self.k + 1)
-        for back in range(1, min(self.k, self.count) + 1):
-            j = (s - back) % (self.k + 1)
-            if self.pAp[j] > 0:
-                kernels.axpy(-kernels.dot(q, self.Ap[j]) / self.pAp[j], self.p[j], q)
-
-    def commit(self, pAp: float) -> None:
-        self.pAp[self.count % (self.k + 1)] = pAp
-        self.count += 1
-
-
-def check_network_dtype(network_dtype) -> str | None:
-    """``network_dtype`` validated (``None``, or a name of
-    :data:`dcdm.training.inference.DTYPES`); a ``ValueError`` naming it otherwise."""
-    if network_dtype is None:
-        return None
-    from dcdm.training.inference import check_dtype  # torch: only when asked for
-
-    return check_dtype(network_dtype, "network_dtype")
-
-
-def _resolve_network(model, grid, like=None, dtype: str | None = None) -> Callable:
-    """A callable ``f(r_grid) -> q_grid``: shipped weights, a checkpoint path, or a callable.
-
-    With ``like`` a torch tensor or CuPy array, a loaded network is moved (once, here) to
-    ``like``'s device, so that each call runs where the solver's vectors are. ``dtype``
-    (a checked ``network_dtype``) sets the precision of a network's forward pass.
-    """
-    if callable(model) and not isinstance(model, str) and not hasattr(model, "state_dict"):
-        net = model
-        if dtype is not None and not hasattr(net, "dtype_name"):
-            raise ValueError(
-                f"network_dtype={dtype!r} applies to a network, but model is a plain "
-                f"{type(model).__name__}: pass model=None (the shipped weights), a shipped "
-                "name, a checkpoint path, a DCDMNet or a Network, or drop network_dtype"
-            )
-    else:  # None, a name, a path, or a torch module: torch loads here, not before
-        from dcdm.training.weights import load_network
-
-        options = {} if dtype is None else {"dtype": dtype}
-        net = load_network(model, dim=grid.ndim, **options)
-    if like is not None and not isinstance(like, np.ndarray) and hasattr(net, "to") and (
-            hasattr(net, "device")):
-        device = _torch_device(like)
-        net = net.to(device) if dtype is None else net.to(device, dtype=dtype)
-    elif dtype is not None:
-        net = net.to(dtype=dtype)
-    if hasattr(net, "warmup"):  # trace/compile for this shape now, not inside the first solve
-        net.warmup(grid.shape)
-    return net
-
-
-def _torch_device(like) -> str:
-    """The torch name of ``like``'s device: ``"cpu"``, ``"cuda:0"``, ..."""
-    from array_api_compat import device
-
-    if type(like).__module__.startswith("cupy"):
-        return f"cuda:{like.device.id}"
-    return str(device(like))
-
-
 def _second_direction(kind: str, A):
     if kind == "none":
         return None
     from .precond.mg import GeometricMG
-    from .precond.smoother import RedBlackGS
+    from .precond.rbgs import RedBlackGS
 
     return (GeometricMG() if kind == "mg" else RedBlackGS(sweeps=1)).build(A)
 
@@ -223,9 +149,9 @@ def dcdm(
         raise TypeError(f"dcdm got unexpected keyword argument(s) {sorted(precond_options)}")
     network_dtype = check_network_dtype(network_dtype)
     grid = require_grid(A, "method='dcdm'", ": the network acts on the grid")
-    prob = LinearProblem(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter)
+    prob = SolveWorkspace(SystemInputs(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter))
     t0 = time.perf_counter()
-    net = _resolve_network(model, grid, like=prob.b, dtype=network_dtype)
+    net = resolve_network(model, grid, like=prob.b, dtype=network_dtype)
     S = _second_direction(second, prob.A) if variant == "robust" else None
     setup_time = time.perf_counter() - t0
     x, r = prob.start()
@@ -256,15 +182,13 @@ def _network_direction(prob, net, r, q, shape, timer) -> None:
     timer["calls"] += 1
     if isinstance(q, np.ndarray):
         q[...] = np.asarray(out, dtype=q.dtype).reshape(-1)
-    else:  # the network ran on q's device (see _resolve_network): no transfer here
+    else:  # the network ran on q's device (see resolve_network): no transfer here
         xp = prob.xp
         q[...] = xp.reshape(xp.asarray(out, dtype=q.dtype), (-1,))
-    if prob._off is not None:
-        q[prob._off] = 0
-    prob.project(q)
+    prob.restrict(q)
 
 
-def _step(prob, dirs: _Directions, q, r, x) -> tuple[float, float]:
+def _step(prob, dirs: Directions, q, r, x) -> tuple[float, float]:
     """A-orthogonalise ``q``, line-search along it, update ``x`` and ``r`` (recursively).
 
     Returns ``(q . r, ||r||)``; ``q . r == 0`` means no step was possible.
@@ -295,23 +219,27 @@ def _negligible(qr: float, q, rnorm: float, prob) -> bool:
 
 
 def _start(prob, r, window: int):
-    """What both loops begin with: the history ``[||r0||]``, the window of past directions
-    and the direction buffer; ``(hist, None, None)`` when ``r0`` already meets the
-    tolerance (nothing is allocated then)."""
-    hist = [prob.norm(r)]
-    if hist[0] <= prob.tol:
-        return hist, None, None
-    return hist, _Directions(window, r, prob.xp), prob.xp.empty_like(r)
+    """What both loops begin with: the history ``[||r0||]``, the verdict on ``r0`` (None:
+    iterate), the window of past directions and the direction buffer (allocated only when
+    the loop will run)."""
+    _, hist, verdict = prob.begin(r)
+    if verdict is not None:
+        return hist, verdict, None, None
+    return hist, None, Directions(window, r, prob.xp), prob.xp.empty_like(r)
+
+
+def _network_step(prob, dirs, net, r, q, x, timer) -> tuple[float, float]:
+    """The network's direction for ``r``, A-orthogonalised and line-searched (``_step``)."""
+    _network_direction(prob, net, r, q, prob.A.grid.shape, timer)
+    return _step(prob, dirs, q, r, x)
 
 
 def _paper(prob, x, r, net, S, window, stall_window, timer, callback):
-    hist, dirs, q = _start(prob, r, window)
-    if dirs is None:
-        return prob.converged_reason(), 0, hist
-    shape = prob.A.grid.shape
+    hist, verdict, dirs, q = _start(prob, r, window)
+    if verdict is not None:
+        return verdict, 0, hist
     for it in range(1, prob.maxiter + 1):
-        _network_direction(prob, net, r, q, shape, timer)
-        qr, _ = _step(prob, dirs, q, r, x)
+        qr, _ = _network_step(prob, dirs, net, r, q, x, timer)
         if math.isnan(qr):
             return Reason.NAN_OR_INF, it - 1, hist
         if qr == 0.0 or _negligible(qr, q, hist[-1], prob):
@@ -330,13 +258,11 @@ def _paper(prob, x, r, net, S, window, stall_window, timer, callback):
 
 
 def _robust(prob, x, r, net, S, window, stall_window, timer, callback):
-    hist, dirs, q = _start(prob, r, window)
-    if dirs is None:
-        return prob.converged_reason(), 0, hist
-    shape = prob.A.grid.shape
+    hist, verdict, dirs, q = _start(prob, r, window)
+    if verdict is not None:
+        return verdict, 0, hist
     for it in range(1, prob.maxiter + 1):
-        _network_direction(prob, net, r, q, shape, timer)
-        qr, rnorm = _step(prob, dirs, q, r, x)
+        qr, rnorm = _network_step(prob, dirs, net, r, q, x, timer)
         if S is not None and not math.isnan(qr):
             prob.precondition(S, r, q)
             qr2, rnorm = _step(prob, dirs, q, r, x)

@@ -25,10 +25,11 @@ from typing import Any
 
 from dcdm import kernels
 
-from .precond import make_preconditioner
-from .precond.base import require_host
-from .problem import LinearProblem
+from .directions import Directions
+from .inputs import SystemInputs
+from .precond.registry import setup_preconditioner
 from .result import Reason, SolveResult
+from .workspace import SolveWorkspace
 
 __all__ = ["fcg"]
 
@@ -74,31 +75,22 @@ def fcg(
     """
     if isinstance(truncation, bool) or not isinstance(truncation, int) or truncation < 1:
         raise ValueError(f"truncation must be an integer >= 1, got {truncation!r}")
-    prob = LinearProblem(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter)
-    require_host(M, prob.b)
-    P = make_preconditioner(M, prob.A, **(precond_options or {}))
-    setup_time = P.setup_time if P is not None else 0.0
-    x, r = prob.start()
-    reason, it, hist = _iterate(prob, x, r, P, truncation, callback)
-    return prob.finish(x, reason, it, hist, setup_time=setup_time, precond=P, method="fcg",
-                       check=check, extra={"truncation": truncation})
+    ws = SolveWorkspace(SystemInputs(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter))
+    P, setup_time = setup_preconditioner(M, ws.A, ws.b, precond_options, method="fcg")
+    x, r = ws.start()
+    reason, it, hist = _iterate(ws, x, r, P, truncation, callback)
+    return ws.finish(x, reason, it, hist, setup_time=setup_time, precond=P, method="fcg",
+                     check=check, extra={"truncation": truncation})
 
 
-def _iterate(prob: LinearProblem, x, r, P, m: int, callback) -> tuple[Reason, int, list[float]]:
-    xp, tol = prob.xp, prob.tol
-    rnorm = prob.norm(r)
-    hist = [rnorm]
-    if not math.isfinite(rnorm):
-        return Reason.NAN_OR_INF, 0, hist
-    if rnorm <= tol:
-        return prob.converged_reason(), 0, hist
-    # ring buffers of the last m directions p_j, A p_j and p_j . A p_j
-    ps = [xp.empty_like(r) for _ in range(m + 1)]
-    Aps = [xp.empty_like(r) for _ in range(m + 1)]
-    pAps = [0.0] * (m + 1)
+def _iterate(prob: SolveWorkspace, x, r, P, m: int, callback) -> tuple[Reason, int, list[float]]:
+    tol = prob.tol
+    _, hist, verdict = prob.begin(r)
+    if verdict is not None:
+        return verdict, 0, hist
+    dirs = Directions(m, r, prob.xp)
     for it in range(1, prob.maxiter + 1):
-        slot = (it - 1) % (m + 1)
-        p, Ap = ps[slot], Aps[slot]
+        p, Ap = dirs.next_slot()
         if P is None:
             p[...] = r
         else:
@@ -108,17 +100,14 @@ def _iterate(prob: LinearProblem, x, r, P, m: int, callback) -> tuple[Reason, in
             return Reason.NAN_OR_INF, it - 1, hist
         if rz <= 0.0:
             return Reason.INDEFINITE_PRECONDITIONER, it - 1, hist
-        for back in range(1, min(m, it - 1) + 1):
-            j = (slot - back) % (m + 1)
-            beta = kernels.dot(p, Aps[j]) / pAps[j]
-            kernels.axpy(-beta, ps[j], p)
+        dirs.orthogonalise(p)
         prob.matvec(p, Ap)
         pAp = kernels.dot(p, Ap)
         if not math.isfinite(pAp):
             return Reason.NAN_OR_INF, it - 1, hist
         if pAp <= 0.0:
             return Reason.INDEFINITE_OPERATOR, it - 1, hist
-        pAps[slot] = pAp
+        dirs.commit(pAp)
         alpha = kernels.dot(p, r) / pAp
         rnorm = math.sqrt(kernels.cg_update(x, r, p, Ap, alpha))
         hist.append(rnorm)

@@ -13,6 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from dcdm.kernels import arrays
+
 __all__ = ["ConstantNullSpace", "detect_nullspace"]
 
 
@@ -83,14 +85,8 @@ class ConstantNullSpace:
 
     def _on(self, v) -> _DeviceProjection:
         """The projection's arrays in ``v``'s namespace, on its device, of its dtype (cached)."""
-        from array_api_compat import device
-
-        key = (type(v).__module__.split(".")[0], str(device(v)), str(v.dtype))
-        cache = self.__dict__.setdefault("_device", {})
-        proj = cache.get(key)
-        if proj is None:
-            proj = cache[key] = _DeviceProjection(self, v)
-        return proj
+        cache = self.__dict__.setdefault("_device", arrays.DeviceCache())
+        return cache.get(v, lambda: _DeviceProjection(self, v))
 
     def __repr__(self) -> str:
         return f"ConstantNullSpace(regions={self.n_regions}, size={int(self._inside.sum())})"
@@ -110,12 +106,11 @@ class _DeviceProjection:
     def __init__(self, ns: ConstantNullSpace, like):
         from array_api_compat import array_namespace
 
-        from dcdm.kernels.xp import asarray_like
-
+        asarray_like = arrays.asarray_like
         self.xp = array_namespace(like)
         self.single = ns._single
         self.n_regions = ns.n_regions
-        dtype = np.dtype(str(like.dtype).split(".")[-1])
+        dtype = arrays.host_dtype(like.dtype)
         self.counts = asarray_like(ns._counts, like, dtype)
         self.inside = asarray_like(ns._inside, like)
         self.labels = asarray_like(np.where(ns._inside, ns.labels, 0), like, np.int64)
@@ -135,7 +130,7 @@ class _DeviceProjection:
         return sums / self.counts
 
     def _scatter_sums(self, w):
-        mod = type(w).__module__.split(".")[0]
+        mod = arrays.library(w)
         if mod == "torch":
             import torch
 

@@ -22,6 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator
 
+from dcdm.kernels import arrays
+
 from .nullspace import ConstantNullSpace, detect_nullspace
 
 __all__ = [
@@ -160,10 +162,10 @@ class WrappedLinearOperator:
 
 def _array_library(A) -> str | None:
     """``"torch"``/``"cupy"`` for a matrix of those libraries (dense or sparse), else None."""
-    mod = type(A).__module__
-    if mod.startswith("torch") and hasattr(A, "layout"):
+    lib = arrays.library(A)
+    if lib == "torch" and hasattr(A, "layout"):
         return "torch"
-    if mod.startswith(("cupy", "cupyx")) and hasattr(A, "shape"):
+    if lib == "cupy" and hasattr(A, "shape"):
         return "cupy"
     return None
 
@@ -192,12 +194,10 @@ class ArrayOperator:
 
     def __init__(self, A, library: str):
         _check_square(tuple(A.shape))
-        from .problem import host_dtype
-
-        dtype = _real_dtype(host_dtype(A.dtype))
+        dtype = _real_dtype(arrays.host_dtype(A.dtype))
         self.library = library
         self.sparse = (getattr(A, "layout", None) is not None and "sparse" in str(A.layout)) or (
-            type(A).__module__.startswith("cupyx"))
+            type(A).__module__.startswith("cupyx"))  # a cupyx.scipy.sparse matrix
         if library == "torch":
             import torch
 

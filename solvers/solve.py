@@ -1,32 +1,14 @@
-"""The front door: :func:`solve` dispatches to a Krylov method by name."""
+"""The front door: :func:`solve` dispatches to a Krylov method by name (:mod:`.methods`)."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable
 from typing import Any
 
+from .methods import METHODS, method_record
 from .result import SolveResult
 
 __all__ = ["METHODS", "solve"]
-
-# name -> "module:function"; every method returns a SolveResult
-METHODS: dict[str, str] = {
-    "cg": "dcdm.solvers.cg:cg",
-    "fcg": "dcdm.solvers.fcg:fcg",
-    "dcdm": "dcdm.solvers.dcdm:dcdm",
-}
-
-
-def _method(name: str) -> Callable[..., SolveResult]:
-    if not isinstance(name, str):
-        raise TypeError(f"method must be a string, got {type(name).__name__}")
-    key = name.lower()
-    if key not in METHODS:
-        raise ValueError(f"method={name!r} is not a known method; choose one of {sorted(METHODS)}")
-    module, fn = METHODS[key].split(":")
-    return getattr(importlib.import_module(module), fn)
 
 
 def solve(
@@ -96,16 +78,15 @@ def solve(
     >>> res.converged, bool(res.residual_norm <= 1e-8 * np.linalg.norm(b))
     (True, True)
     """
-    fn = _method(method)
-    if isinstance(M, str) and M == "auto" and method != "dcdm":
+    record = method_record(method)
+    if isinstance(M, str) and M == "auto" and record.takes_M:
         M = "mg" if getattr(A, "grid", None) is not None else None
-    params = inspect.signature(fn).parameters
-    method_opts = {k: v for k, v in options.items() if k in params}
-    precond_opts = {k: v for k, v in options.items() if k not in params}
+    method_opts = {k: v for k, v in options.items() if k in record.options}
+    precond_opts = {k: v for k, v in options.items() if k not in record.options}
     if precond_opts and not isinstance(M, str):
         raise TypeError(
             f"solve() got unexpected keyword argument(s) {sorted(precond_opts)}: they are not "
             f"options of method={method!r}, and M is not a preconditioner name that could take them"
         )
-    return fn(A, b, x0, M=M, rtol=rtol, atol=atol, maxiter=maxiter, callback=callback,
+    return record.solve(A, b, x0, M=M, rtol=rtol, atol=atol, maxiter=maxiter, callback=callback,
               check=check, precond_options=precond_opts or None, **method_opts)

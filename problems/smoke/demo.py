@@ -26,7 +26,6 @@ Examples
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
@@ -38,10 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from dcdm import kernels
 from dcdm._version import __version__
-from dcdm.solvers import PRECONDITIONERS
-from dcdm.solvers.solve import solve
+from dcdm.solvers.compare import compare, format_table
 
 from .render import FrameWriter, plot_records, write_gif
 from .scene import rising_smoke
@@ -73,66 +70,19 @@ class DemoOutput:
     summary: dict = field(default_factory=dict)
 
 
-def _methods() -> list[tuple[str, str | None, dict]]:
-    """Every ``(method, M, options)`` worth comparing: CG with each linear SPD
-    preconditioner, FCG with each other one, and both DCDM variants."""
-    combos: list[tuple[str, str | None, dict]] = []
-    for name in sorted(PRECONDITIONERS, key=lambda k: (k != "none", k)):
-        module, cls = PRECONDITIONERS[name].split(":")
-        try:
-            klass = getattr(importlib.import_module(module), cls)
-        except ImportError as exc:
-            log.warning("skipping M=%r in the comparison: %s", name, exc)
-            continue
-        method = "cg" if klass.is_linear and klass.is_spd else "fcg"
-        combos.append((method, None if name == "none" else name, {}))
-    combos += [("dcdm", None, {"variant": "robust"}), ("dcdm", None, {"variant": "paper"})]
-    return combos
-
-
 def compare_methods(A, b, rtol: float = 1e-6, maxiter: int = COMPARE_MAXITER,
                     warm_up: bool = True) -> tuple[list[dict], list[str]]:
     """Solve ``A x = b`` with every method and preconditioner; returns ``(rows, skipped)``.
 
-    Each row has ``method``, ``M``, ``iterations``, ``reason``, ``rel_residual``
-    (true ``||b - A x|| / ||b||``), ``setup_time``, ``solve_time``. ``skipped``
-    says which combinations could not run and why (a missing extra, no weights).
-    Network methods stop after at most :data:`COMPARE_MAXITER_NETWORK` iterations.
-    With ``warm_up`` each runs once for one iteration first, so JIT compilation
-    is not billed to it.
+    :func:`dcdm.solvers.compare.compare` over the registries' comparison matrix (the one
+    ``dcdm solve --method all`` prints), with network methods (DCDM, FCG + neural)
+    stopped after at most :data:`COMPARE_MAXITER_NETWORK` iterations. Each row has
+    ``method``, ``M``, ``iterations``, ``reason``, ``rel_residual`` (true
+    ``||b - A x|| / ||b||``), ``setup_time``, ``solve_time``; ``skipped`` says which
+    combinations could not run and why (a missing extra, no weights).
     """
-    bnorm = math.sqrt(kernels.dot(b, b)) or 1.0
-    rows, skipped = [], []
-    for method, M, opts in _methods():
-        label = method if method != "dcdm" else f"dcdm-{opts['variant']}"
-        try:
-            if warm_up:
-                solve(A, b, method=method, M=M, rtol=rtol, maxiter=1, **opts)
-            cap = COMPARE_MAXITER_NETWORK if (method == "dcdm" or M == "neural") else maxiter
-            res = solve(A, b, method=method, M=M, rtol=rtol, maxiter=min(maxiter, cap), **opts)
-        except (ImportError, FileNotFoundError, ValueError, TypeError, RuntimeError) as exc:
-            skipped.append(f"{label}{' M=' + M if M else ''}: {exc}")
-            continue
-        rows.append({"method": label, "M": res.stats.get("preconditioner", M or "none"),
-                     "iterations": int(res.iterations), "reason": res.reason.name,
-                     "rel_residual": float(res.residual_norm) / bnorm,
-                     "setup_time": float(res.setup_time), "solve_time": float(res.solve_time)})
-    return rows, skipped
-
-
-def format_table(rows: list[dict]) -> str:
-    """The comparison rows as a fixed-width text table."""
-    cols = [("method", "method", "{}"), ("M", "M", "{}"), ("iters", "iterations", "{}"),
-            ("reason", "reason", "{}"), ("||b-Ax||/||b||", "rel_residual", "{:.2e}"),
-            ("setup s", "setup_time", "{:.4f}"), ("solve s", "solve_time", "{:.4f}"),
-            ("total s", "total_time", "{:.4f}")]
-    rows = [{**r, "total_time": r["setup_time"] + r["solve_time"]} for r in rows]
-    cells = [[fmt.format(r[key]) for _, key, fmt in cols] for r in rows]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, (h, _, _) in enumerate(cols)]
-    head = "  ".join(h.ljust(w) for (h, _, _), w in zip(cols, widths, strict=True))
-    lines = [head, "-" * len(head)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(lines)
+    return compare(A, b, rtol=rtol, maxiter=maxiter, network_maxiter=COMPARE_MAXITER_NETWORK,
+                   warm_up=warm_up)
 
 
 def _summary(records: list[dict]) -> dict[str, Any]:

@@ -42,10 +42,10 @@ from typing import Any
 import numpy as np
 import scipy.linalg as sla
 
-from dcdm.kernels import codes
-from dcdm.kernels import reference as ref
+from dcdm import kernels
+from dcdm.kernels import arrays, codes, stencil
 
-from .base import Preconditioner, array_key, check_array, require_grid
+from .base import Preconditioner, check_array, require_grid
 
 __all__ = ["GeometricMG", "coarsen_flags"]
 
@@ -169,8 +169,6 @@ class GeometricMG(Preconditioner):
     # -- set-up -------------------------------------------------------------
     def _build(self, A) -> None:
         grid = require_grid(A, "M='mg'", "; for an assembled matrix use M='amg'")
-        from dcdm import kernels
-
         self._k = kernels.mg_backend()
         self.dtype = np.dtype(A.dtype)
         self.shape = grid.shape
@@ -193,13 +191,13 @@ class GeometricMG(Preconditioner):
                 break
             level.factors = factors
             flags = coarse
-            code = ref.stencil_code(_padded3(flags, boundary, two_d))
+            code = stencil.stencil_code(_padded3(flags, boundary, two_d))
             scale /= 4.0
         self.levels = levels
         self._off = np.flatnonzero(levels[0].code.reshape(-1) < 0)
         self._weight = 1.0 / 2 ** sum(coarsenable)
         self._work_dtype = None  # host work arrays: allocated by the first NumPy apply
-        self._device: dict[tuple, _DeviceHierarchy] = {}
+        self._device = arrays.DeviceCache()
         self._build_coarse_solver(levels[-1], boundary, two_d)
 
     def _alloc(self, dtype) -> None:
@@ -210,17 +208,16 @@ class GeometricMG(Preconditioner):
             lev.work = np.zeros(lev.flags.shape, dtype=dtype)
 
     def _build_coarse_solver(self, lev: _Level, boundary: int, two_d: bool) -> None:
-        from dcdm.problems.grid import Grid
-
         flags2 = lev.flags[:, :, 0] if two_d else lev.flags
-        g = Grid(flags2, spacing=1.0, boundary=boundary)
-        C = g.laplacian(np.float64).to_csr() * lev.scale
+        fp = stencil.pad_flags(flags2, boundary)
+        C = stencil.assemble_csr(fp, 1.0, np.float64) * lev.scale
         self._coarse_idx = np.flatnonzero(lev.code.reshape(-1) > 0)
         dense = C[self._coarse_idx][:, self._coarse_idx].toarray()
         self._coarse_kind = "cholesky"
         self._coarse_rhs = np.zeros(self._coarse_idx.size)
         self._coarse_sol = np.zeros(self._coarse_idx.size)
-        if g.is_singular:  # a closed (all-Neumann) region: the coarse matrix is singular
+        _, _, open_region = stencil.fluid_regions(fp)
+        if not open_region[1:].all():  # a closed (all-Neumann) region: singular coarse matrix
             self._coarse_kind = "pseudo-inverse"
             self._coarse_F = np.ascontiguousarray(sla.pinvh(dense))
             return
@@ -250,10 +247,7 @@ class GeometricMG(Preconditioner):
     def _apply_device(self, r, out):
         """The V-cycle in ``r``'s namespace on its device: the hierarchy's arrays were
         moved there once (:class:`_DeviceHierarchy`), so nothing crosses per application."""
-        key = array_key(r)
-        h = self._device.get(key)
-        if h is None:
-            h = self._device[key] = _DeviceHierarchy(self, r)
+        h = self._device.get(r, lambda: _DeviceHierarchy(self, r))
         xp = h.xp
         top = h.levels[0]
         r3 = xp.reshape(r, top.b.shape)
@@ -341,16 +335,13 @@ class _DeviceHierarchy:
     def __init__(self, mg: GeometricMG, like):
         from array_api_compat import array_namespace, device
 
-        from dcdm import kernels
-        from dcdm.kernels.xp import asarray_like
-
         xp = array_namespace(like)
         dev = device(like)
         self.xp = xp
         self.k = kernels.mg_backend(like)
 
         def move(a, dt=None):
-            return asarray_like(a, like, dt)
+            return arrays.asarray_like(a, like, dt)
 
         def zeros(shape):
             return xp.zeros(shape, dtype=like.dtype, device=dev)

@@ -1,5 +1,10 @@
 """The DCDM network as a (non-linear) preconditioner for flexible CG (``M="neural"``).
 
+This module is the one link from the solvers to the network code in
+:mod:`dcdm.training` (lazily: torch loads when a network is resolved, never on import):
+:func:`resolve_network` and :func:`check_network_dtype` serve :func:`dcdm.solvers.dcdm`
+as well.
+
 ``apply(r) = ||r|| f(r / ||r||)``: the network sees a unit-norm residual, as in
 training, and the output is scaled back so that the map is positively
 homogeneous. It is not linear and not symmetric, so :func:`dcdm.solvers.cg`
@@ -10,13 +15,63 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from array_api_compat import array_namespace
+
+from dcdm import kernels
+from dcdm.kernels import arrays
 
 from .base import Preconditioner, check_array, require_grid
 
-__all__ = ["Neural"]
+__all__ = ["Neural", "check_network_dtype", "resolve_network"]
+
+
+def check_network_dtype(network_dtype) -> str | None:
+    """``network_dtype`` validated (``None``, or a name of
+    :data:`dcdm.training.inference.DTYPES`); a ``ValueError`` naming it otherwise."""
+    if network_dtype is None:
+        return None
+    from dcdm.training.inference import check_dtype  # torch: only when asked for
+
+    return check_dtype(network_dtype, "network_dtype")
+
+
+def resolve_network(model, grid, like=None, dtype: str | None = None) -> Callable:
+    """A callable ``f(r_grid) -> q_grid``: shipped weights, a checkpoint path, or a callable.
+
+    With ``like`` a torch tensor or CuPy array, a loaded network is moved (once, here) to
+    ``like``'s device, so that each call runs where the solver's vectors are. ``dtype``
+    (a checked ``network_dtype``) sets the precision of a network's forward pass.
+    """
+    if callable(model) and not isinstance(model, str) and not hasattr(model, "state_dict"):
+        net = model
+        if dtype is not None and not hasattr(net, "dtype_name"):
+            raise ValueError(
+                f"network_dtype={dtype!r} applies to a network, but model is a plain "
+                f"{type(model).__name__}: pass model=None (the shipped weights), a shipped "
+                "name, a checkpoint path, a DCDMNet or a Network, or drop network_dtype"
+            )
+    else:  # None, a name, a path, or a torch module: torch loads here, not before
+        from dcdm.training.weights import load_network
+
+        options = {} if dtype is None else {"dtype": dtype}
+        net = load_network(model, dim=grid.ndim, **options)
+    if like is not None and not isinstance(like, np.ndarray) and _movable(net):
+        device = arrays.torch_device(like)
+        net = net.to(device) if dtype is None else net.to(device, dtype=dtype)
+    elif dtype is not None:
+        net = net.to(dtype=dtype)
+    if hasattr(net, "warmup"):  # trace/compile for this shape now, not inside the first solve
+        net.warmup(grid.shape)
+    return net
+
+
+def _movable(net) -> bool:
+    """A loaded network (``to(device)`` and ``device``), not a plain callable."""
+    return hasattr(net, "to") and hasattr(net, "device")
 
 
 class Neural(Preconditioner):
@@ -46,8 +101,6 @@ class Neural(Preconditioner):
 
     def __init__(self, model=None, network_dtype: str | None = None):
         super().__init__()
-        from ..dcdm import check_network_dtype
-
         self.model = model
         self.network_dtype = check_network_dtype(network_dtype)
         self.network_seconds = 0.0
@@ -55,26 +108,17 @@ class Neural(Preconditioner):
 
     def _build(self, A) -> None:
         grid = require_grid(A, "M='neural'", ": the network acts on the grid")
-        from ..dcdm import _resolve_network
-
         self._grid = grid
-        self._net = _resolve_network(self.model, grid, dtype=self.network_dtype)
+        self._net = resolve_network(self.model, grid, dtype=self.network_dtype)
         self._shape = grid.shape
         self._fluid = grid.fluid.reshape(-1)
-        self._moved: dict[str, Any] = {}
+        self._moved = arrays.DeviceCache(with_dtype=False)
 
     def _network_for(self, r):
         """The network on ``r``'s device (a loaded network is moved there once)."""
-        if isinstance(r, np.ndarray) or not (hasattr(self._net, "to")
-                                             and hasattr(self._net, "device")):
+        if isinstance(r, np.ndarray) or not _movable(self._net):
             return self._net
-        from ..dcdm import _torch_device
-
-        dev = _torch_device(r)
-        net = self._moved.get(dev)
-        if net is None:
-            net = self._moved[dev] = self._net.to(dev)
-        return net
+        return self._moved.get(r, lambda: self._net.to(arrays.torch_device(r)))
 
     def apply(self, r, out=None):
         if not isinstance(r, np.ndarray):
@@ -96,10 +140,6 @@ class Neural(Preconditioner):
 
     def _apply_device(self, r, out):
         """:meth:`apply` in ``r``'s namespace: the network runs on ``r``'s device."""
-        from array_api_compat import array_namespace
-
-        from dcdm import kernels
-
         xp = array_namespace(r)
         if out is None:
             out = xp.empty_like(r)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dcdm import kernels
-from dcdm.kernels import reference
+from dcdm.kernels import arrays, reference
 from dcdm.kernels import xp as kx
 from dcdm.problems import CellType, Grid
 from dcdm.solvers.precond.mg import GeometricMG
@@ -138,13 +138,13 @@ def test_rbgs_cells_with_no_cells_is_a_no_op():
 def test_edge_conversions_round_trip():
     a = np.arange(6, dtype=np.int8).reshape(2, 3)
     a.flags.writeable = False
-    t = kx.asarray_like(a, torch.zeros(1))
+    t = arrays.asarray_like(a, torch.zeros(1))
     assert isinstance(t, torch.Tensor) and t.dtype == torch.int8
     t[0, 0] = 9  # a private copy: the read-only host array is not shared
     assert a[0, 0] == 0
-    np.testing.assert_array_equal(kx.to_numpy(t)[1], a[1])
-    assert kx.asarray_like(a, np.zeros(1)) is a
-    assert kx.asarray_like(a, torch.zeros(1), np.float32).dtype == torch.float32
+    np.testing.assert_array_equal(arrays.to_numpy(t)[1], a[1])
+    assert arrays.asarray_like(a, np.zeros(1)) is a
+    assert arrays.asarray_like(a, torch.zeros(1), np.float32).dtype == torch.float32
 
 
 def test_grid_converts_kernel_arrays_once_per_namespace_and_device(rng):

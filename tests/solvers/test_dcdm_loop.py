@@ -106,7 +106,7 @@ def test_dcdm_errors(system):
 
 def test_rbgs_preconditioner_is_symmetric(system, rng):
     A, _ = system
-    from dcdm.solvers.precond.smoother import RedBlackGS
+    from dcdm.solvers.precond.rbgs import RedBlackGS
 
     M = RedBlackGS(sweeps=2).build(A)
     f = A.grid.fluid.ravel()

@@ -10,9 +10,13 @@ high-frequency error that a learned or coarse-grid correction leaves behind.
 from __future__ import annotations
 
 import numpy as np
+from array_api_compat import array_namespace
 from array_api_compat import device as xp_device
 
-from .base import Preconditioner, array_key, check_array, require_grid
+from dcdm import kernels
+from dcdm.kernels import arrays
+
+from .base import Preconditioner, check_array, require_grid
 from .mg import grid3
 
 __all__ = ["RedBlackGS"]
@@ -48,14 +52,12 @@ class RedBlackGS(Preconditioner):
 
     def _build(self, A) -> None:
         grid = require_grid(A, "M='rbgs'")
-        from dcdm import kernels
-
         self._k = kernels.mg_backend()
         flags, self._code, _ = grid3(grid)
         self._scale = 1.0 / grid.spacing**2
         self._b = np.zeros(flags.shape, dtype=A.dtype)
         self._off = np.flatnonzero(self._code.reshape(-1) < 0)
-        self._device: dict[tuple, tuple] = {}
+        self._device = arrays.DeviceCache()
 
     def apply(self, r, out=None):
         if not isinstance(r, np.ndarray):
@@ -81,19 +83,8 @@ class RedBlackGS(Preconditioner):
 
     def _apply_device(self, r, out):
         """The sweeps in ``r``'s namespace on its device (code and work vectors moved once)."""
-        from array_api_compat import array_namespace
-
-        from dcdm import kernels
-        from dcdm.kernels.xp import asarray_like
-
         xp = array_namespace(r)
-        key = array_key(r)
-        state = self._device.get(key)
-        if state is None:
-            code = asarray_like(self._code, r)
-            work = xp.zeros(self._code.shape, dtype=r.dtype, device=xp_device(r))
-            state = self._device[key] = (kernels.mg_backend(r), code, work, work * 0)
-        k, code, b, x = state
+        k, code, b, x = self._device.get(r, lambda: self._device_state(r))
         r3 = xp.reshape(r, b.shape)
         b[...] = xp.where(code >= 0, r3, xp.zeros_like(r3))
         x[...] = 0
@@ -102,3 +93,9 @@ class RedBlackGS(Preconditioner):
             out = xp.empty_like(r)
         out[...] = xp.reshape(x, r.shape)
         return out
+
+    def _device_state(self, like) -> tuple:
+        xp = array_namespace(like)
+        code = arrays.asarray_like(self._code, like)
+        work = xp.zeros(self._code.shape, dtype=like.dtype, device=xp_device(like))
+        return kernels.mg_backend(like), code, work, work * 0

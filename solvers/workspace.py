@@ -1,0 +1,231 @@
+"""What one Krylov solve works in: :class:`SolveWorkspace`.
+
+Built from validated :class:`~dcdm.solvers.inputs.SystemInputs`, it owns the state a
+loop shares with its set-up and tear-down: the support of a grid operator (rows off the
+FLUID cells are decoupled identity rows: the iteration runs on vectors that vanish
+there, with the operator's faster support-only mat-vec), the null-space projection of
+singular systems, the :class:`~dcdm.solvers.stopping.StoppingRule`, the timer and the
+statistics, and it assembles the :class:`~dcdm.solvers.result.SolveResult` with the
+true residual recomputed at exit. The Krylov loops (``cg.py``, ``fcg.py``, ``dcdm.py``)
+only iterate.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from dcdm import kernels
+from dcdm.kernels import arrays
+
+from .inputs import SystemInputs
+from .result import ConvergenceError, Reason, SolveResult
+from .stopping import StoppingRule
+
+__all__ = ["SolveWorkspace"]
+
+
+class SolveWorkspace:
+    """``A x = b`` ready to iterate on (see the module docstring).
+
+    Parameters
+    ----------
+    inputs : SystemInputs
+
+    Attributes
+    ----------
+    A : Operator
+    b : array, 1-D, working dtype (a private copy, zero off the support, projected if
+        singular)
+    xp : array namespace of ``b``
+    dtype : numpy.dtype
+    maxiter : int
+    rule : StoppingRule
+    nullspace : ConstantNullSpace or None
+    matvec : callable
+        ``matvec(x, out)`` for the loop's vectors (the support-only one on grids).
+    stats : dict
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dcdm.solvers.inputs import SystemInputs
+    >>> ws = SolveWorkspace(SystemInputs(np.diag([2.0, 4.0]), np.ones(2)))
+    >>> x, r = ws.start()
+    >>> ws.norm(r) == np.sqrt(2.0), ws.tol
+    (True, 1.4142135623730952e-05)
+    """
+
+    def __init__(self, inputs: SystemInputs):
+        self.A = inputs.A
+        self.xp = inputs.xp
+        self.dtype = inputs.dtype
+        self.maxiter = inputs.maxiter
+        self.out_shape = inputs.out_shape
+        self.b = inputs.b
+        self.x0 = inputs.x0
+        self.stats: dict[str, Any] = {}
+        # ||b|| of the rule: the caller's b (entries off the support included), or the
+        # projected b of a singular system
+        bnorm = self.norm(self.b)
+        support = getattr(self.A, "support", None)
+        self.matvec = self.A.matvec
+        self._off = None
+        if support is not None and hasattr(self.A, "matvec_fluid"):
+            self._off = self._off_support(support, getattr(self.A, "grid", None))
+            self._b_off = self.b[self._off]
+            self.b[self._off] = 0
+            if self.x0 is not None:
+                self.x0[self._off] = 0
+            self.matvec = self.A.matvec_fluid
+        self.nullspace = getattr(self.A, "nullspace", None)
+        if self.nullspace is not None:
+            removed = self.nullspace.residual(self.b)
+            self.nullspace.project(self.b, out=self.b)
+            self.stats["nullspace"] = (
+                f"singular operator: {self.nullspace.dimension} constant null vector(s); "
+                "b and the iterates are projected onto the range of A"
+            )
+            self.stats["nullspace_dimension"] = self.nullspace.dimension
+            self.stats["rhs_nullspace_component"] = removed
+            bnorm = self.norm(self.b)
+        self.rule = StoppingRule(inputs.rtol, inputs.atol, bnorm)
+        self.stats["tolerance"] = self.rule.tol
+        self.stats["dtype"] = str(self.dtype)
+        self._t0 = time.perf_counter()
+
+    @property
+    def tol(self) -> float:
+        """The absolute tolerance on ``||b - A x||``."""
+        return self.rule.tol
+
+    def _off_support(self, support, grid):
+        """Indices of the unknowns off the support, in ``b``'s namespace and on its device
+        (for a grid, from its cached device copy of the FLUID mask: nothing crosses)."""
+        if isinstance(self.b, np.ndarray):
+            return np.flatnonzero(~np.asarray(support))
+        xp = self.xp
+        if grid is not None and hasattr(grid, "kernel_arrays"):
+            fluid = grid.kernel_arrays(self.b)[2]
+            return xp.nonzero(~xp.reshape(fluid, (-1,)))[0]
+        return arrays.asarray_like(np.flatnonzero(~np.asarray(support)), self.b)
+
+    # -- what the loops use -------------------------------------------------------------
+    def norm(self, v) -> float:
+        return math.sqrt(kernels.dot(v, v))
+
+    def project(self, v):
+        """Remove the null-space component of ``v`` in place (no-op for SPD operators)."""
+        if self.nullspace is not None:
+            self.nullspace.project(v, out=v)
+        return v
+
+    def restrict(self, v):
+        """Zero ``v`` off the support and project it onto the range of ``A``, in place: a
+        direction from outside the loop (a network's) made a valid Krylov vector."""
+        if self._off is not None:
+            v[self._off] = 0
+        return self.project(v)
+
+    def precondition(self, P, r, z):
+        """``z = M r`` (``z = r`` without ``M``), kept on the support and in the range of A."""
+        if P is None:
+            return r
+        z = P.apply(r, out=z)
+        if self._off is not None and not getattr(P, "preserves_support", False):
+            z[self._off] = 0
+        return self.project(z)
+
+    def converged_reason(self) -> Reason:
+        return self.rule.converged_reason()
+
+    def begin(self, r) -> tuple[float, list[float], Reason | None]:
+        """What every loop starts with: ``(r . r, [||r||], verdict)``; the verdict is
+        None (iterate), ``NAN_OR_INF`` or converged (``r`` already meets the tolerance)."""
+        rr = kernels.dot(r, r)
+        rnorm = math.sqrt(rr)
+        return rr, [rnorm], self.rule.first(rnorm)
+
+    def confirm(self, x, r) -> tuple[float, Reason | None]:
+        """The recursive residual met the tolerance: overwrite ``r`` with the true one.
+
+        Returns its norm and :meth:`StoppingRule.judge`'s verdict (None: go on from the
+        true residual).
+        """
+        self.residual(x, out=r)
+        rnorm = self.norm(r)
+        return rnorm, self.rule.judge(rnorm)
+
+    def start(self):
+        """Return ``(x, r)``: a private copy of ``x0`` (or zeros) and ``b - A x``."""
+        xp = self.xp
+        if self.x0 is None:
+            x = xp.zeros_like(self.b)
+            r = xp.asarray(self.b, copy=True)
+        else:
+            x = xp.asarray(self.x0, copy=True)
+            self.project(x)
+            r = self.residual(x)
+        self._t0 = time.perf_counter()
+        return x, r
+
+    def residual(self, x, out=None):
+        """True residual ``b - A x`` of an iterate (projected for singular systems)."""
+        out = self.matvec(x, out)
+        out *= -1
+        out += self.b
+        return self.project(out)
+
+    def finish(
+        self,
+        x,
+        reason: Reason,
+        iterations: int,
+        history: list[float],
+        *,
+        setup_time: float = 0.0,
+        precond=None,
+        method: str,
+        check: bool = False,
+        extra: dict | None = None,
+    ) -> SolveResult:
+        """Recompute the true residual, build the result, raise if ``check`` and failed."""
+        self.project(x)
+        if self._off is not None:
+            x[self._off] = self._b_off
+            self.b[self._off] = self._b_off
+            self.matvec = self.A.matvec
+        rnorm = self.norm(self.residual(x))
+        if not math.isfinite(rnorm) and reason.converged:
+            reason = Reason.NAN_OR_INF
+        solve_time = time.perf_counter() - self._t0
+        history = list(history)
+        if history:
+            history[-1] = rnorm
+        else:
+            history = [rnorm]
+        stats = dict(self.stats)
+        if self.rule.restarts:
+            stats["residual_restarts"] = self.rule.restarts
+        stats["method"] = method
+        stats["preconditioner"] = "none"
+        if precond is not None:
+            stats.update(precond.stats)
+        if extra:
+            stats.update(extra)
+        result = SolveResult(
+            x=self.xp.reshape(x, self.out_shape),
+            reason=reason,
+            iterations=iterations,
+            residual_norm=rnorm,
+            residual_history=np.asarray(history),
+            setup_time=setup_time,
+            solve_time=solve_time,
+            stats=stats,
+        )
+        if check and not result.converged:
+            raise ConvergenceError(result)
+        return result
