@@ -148,14 +148,19 @@ def cuda_unavailable() -> str | None:
     return None if count > 0 else "no GPU visible to CuPy"
 
 
+def _skip_without_cuda() -> None:
+    """Skip the case, saying why, unless a CUDA device and CuPy are present."""
+    why = cuda_unavailable()
+    if why is not None:
+        pytest.skip(f"no CUDA device ({why})")
+
+
 @pytest.fixture(scope="session")
 def bench_device(request) -> str:
     """``"cpu"`` or ``"cuda"``; under ``--bench-device cuda`` skips without a usable GPU."""
     device = request.config.getoption("--bench-device")
     if device == "cuda":
-        why = cuda_unavailable()
-        if why is not None:
-            pytest.skip(f"no CUDA device ({why})")
+        _skip_without_cuda()
     return device
 
 
@@ -163,9 +168,7 @@ def bench_device(request) -> str:
 def gpu():
     """CuPy, for the cases that only exist on a GPU; skips without CuPy and a device
     (whatever ``--bench-device`` says)."""
-    why = cuda_unavailable()
-    if why is not None:
-        pytest.skip(f"no CUDA device ({why})")
+    _skip_without_cuda()
     import cupy
 
     return cupy

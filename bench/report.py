@@ -28,50 +28,18 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import plots
-from .results import Results, fit_exponent, label_of, load, problem_title
+from .report_gpu import gpu_section
+from .results import Results, fit_exponent, label_of, load, on_gpu, problem_title
+from .tables import (
+    code_list,
+    format_exponent,
+    format_number,
+    format_time,
+    markdown_table,
+    time_cell,
+)
 
 __all__ = ["compare", "main", "write_report"]
-
-ORDER = ("solver", "pipeline", "kernel")
-
-
-def _on_cpu(r: dict) -> bool:
-    """CPU records (the GPU ones have their own section)."""
-    return not str(r.get("device") or "cpu").startswith("cuda")
-
-
-def _fmt_time(t: float | None) -> str:
-    if t is None:
-        return "-"
-    if t >= 100:
-        return f"{t:.0f} s"
-    if t >= 1:
-        return f"{t:.2f} s"
-    if t >= 1e-3:
-        return f"{1e3 * t:.1f} ms"
-    return f"{1e6 * t:.0f} us"
-
-
-def _fmt_num(v, digits: int = 3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float) and not v.is_integer():
-        return f"{v:.{digits}g}"
-    return str(int(v))
-
-
-def _fmt_exp(p: float | None) -> str:
-    return "-" if p is None else f"{p:.2f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(row) + " |" for row in rows]
-    return [*out, ""]
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-")
 
 
 # -- header ----------------------------------------------------------------------------------
@@ -85,7 +53,7 @@ def _header(res: Results, wall_time: float | None) -> list[str]:
         (r["versions"] for r in res.records if isinstance(r.get("versions"), dict)), {})
     lines = ["# dcdm scaling report", "",
              f"Generated {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M UTC} by "
-             "`python -m bench.report` from " + ", ".join(f"`{p}`" for p in res.paths) + ".", ""]
+             f"`python -m bench.report` from {code_list(res.paths)}.", ""]
     rows = []
     for m in res.meta:
         rows.append(["run", f"{m.get('datetime') or '?'} (`{Path(m['path']).name}`)"])
@@ -119,7 +87,7 @@ def _header(res: Results, wall_time: float | None) -> list[str]:
     opts = dcdm_meta.get("options") or {}
     if opts:
         rows.append(["suite options", ", ".join(f"{k}={v}" for k, v in opts.items())])
-    lines += _table(["", ""], rows)
+    lines += markdown_table(["", ""], rows)
     if len({str(r.get("versions")) for r in res.records if r.get("versions")}) > 1:
         lines += ["**Note:** the merged files were measured with different library versions.", ""]
     lines += ["Times are medians over the rounds of each case (1 round for the slow cases, up to "
@@ -133,7 +101,7 @@ def _header(res: Results, wall_time: float | None) -> list[str]:
 def _solver_groups(res: Results) -> dict[tuple[str, int], list[dict]]:
     groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for r in res.select(kind="solver", case="to-tolerance"):
-        if r.get("problem") and r.get("dim") and r.get("median") is not None and _on_cpu(r):
+        if r.get("problem") and r.get("dim") and r.get("median") is not None and not on_gpu(r):
             groups[(r["problem"], int(r["dim"]))].append(r)
     return dict(sorted(groups.items(), key=lambda kv: (-kv[0][1], kv[0][0])))
 
@@ -149,8 +117,7 @@ def _summary_section(res: Results) -> list[str]:
         if not ok:
             continue
         best = ok[0]
-        row = [problem_title(problem, dim), f"{n}^{dim}", f"`{label_of(best)}`",
-               f"{_fmt_time(best['median'])} ({_fmt_num(best.get('iterations'))})"]
+        row = [problem_title(problem, dim), f"{n}^{dim}", f"`{label_of(best)}`", time_cell(best)]
         if len(ok) > 1:
             row += [f"`{label_of(ok[1])}`", f"{ok[1]['median'] / best['median']:.1f}x"]
         else:
@@ -158,16 +125,9 @@ def _summary_section(res: Results) -> list[str]:
         rows.append(row)
     if not rows:
         return []
-    return ["## Summary", "", *_table(["problem", "largest size", "fastest", "time (iterations)",
-                                       "runner-up", "runner-up is slower by"], rows)]
-
-
-def _cell(r: dict) -> str:
-    cell = f"{_fmt_time(r['median'])} ({_fmt_num(r.get('iterations'))})"
-    reason = str(r.get("reason") or "")
-    if reason and not reason.startswith("CONVERGED"):
-        cell += f" **{reason}**"
-    return cell
+    return ["## Summary", "", *markdown_table(["problem", "largest size", "fastest",
+                                               "time (iterations)", "runner-up",
+                                               "runner-up is slower by"], rows)]
 
 
 def _solver_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], list[Path]]:
@@ -192,13 +152,13 @@ def _solver_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], li
             row = [f"`{lab}`"]
             for n in ns:
                 r = cells.get((lab, n))
-                text = "-" if r is None else _cell(r)
+                text = "-" if r is None else time_cell(r)
                 row.append(f"**{text}**" if r is best[n] else text)
             rows.append(row)
         rtol = recs[0].get("rtol")
         lines += [f"### {title}", "", f"rtol {rtol}, {recs[0].get('dtype')}, "
                   f"device {recs[0].get('device')}.", ""]
-        lines += _table(["method"] + [f"{n}^{dim} (N = {n**dim:,})" for n in ns], rows)
+        lines += markdown_table(["method"] + [f"{n}^{dim} (N = {n**dim:,})" for n in ns], rows)
         fits, it_series, t_series = [], {}, {}
         for lab in labels:
             pts = sorted((r for r in recs if label_of(r) == lab), key=lambda r: r["unknowns"])
@@ -206,14 +166,14 @@ def _solver_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], li
             its = [r.get("iterations") for r in pts]
             ts = [r["median"] for r in pts]
             p_it, p_t = fit_exponent(x, its), fit_exponent(x, ts)
-            fits.append([f"`{lab}`", f"{len(pts)}", _fmt_exp(p_it), _fmt_exp(p_t)])
+            fits.append([f"`{lab}`", f"{len(pts)}", format_exponent(p_it), format_exponent(p_t)])
             if all(v is not None for v in its):
                 it_series[lab] = (x, its, p_it)
             t_series[lab] = (x, ts, p_t)
         if len(ns) < 2:  # one size: nothing grows
             continue
         lines += ["Growth with the number of unknowns N:", ""]
-        lines += _table(["method", "sizes", "iterations ~ N^p", "time ~ N^p"], fits)
+        lines += markdown_table(["method", "sizes", "iterations ~ N^p", "time ~ N^p"], fits)
         slug = f"{problem}{dim}d"
         f_it = plots.scaling(it_series, figdir / f"{slug}-iterations.png",
                              title=f"{title}: iterations", ylabel="iterations to rtol")
@@ -227,26 +187,27 @@ def _solver_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], li
 
 def _other_solver_section(res: Results) -> list[str]:
     lines = []
-    fixed = [r for r in res.select(kind="solver", case="fixed-iterations") if _on_cpu(r)]
+    fixed = [r for r in res.select(kind="solver", case="fixed-iterations") if not on_gpu(r)]
     if fixed:
         rows = []
         for r in fixed:
             its = r.get("iterations") or 1
             rows.append([f"`{label_of(r)}`", f"{r.get('problem')} {r.get('n')}^{r.get('dim')}",
-                         str(r.get("dtype")), _fmt_num(its), _fmt_time(r.get("median")),
-                         _fmt_time(r["median"] / its if r.get("median") else None)])
+                         str(r.get("dtype")), format_number(its), format_time(r.get("median")),
+                         format_time(r["median"] / its if r.get("median") else None)])
         lines += ["## CG time per iteration", "",
                   "A fixed number of iterations (rtol = 0), no preconditioner: the cost of one "
                   "iteration of the matrix-free loop against scipy's `cg` on the CSR matrix.", ""]
-        lines += _table(["method", "problem", "dtype", "iterations", "median", "per iteration"],
-                        rows)
-    f32 = [r for r in res.select(kind="solver", case="float32") if _on_cpu(r)]
+        lines += markdown_table(["method", "problem", "dtype", "iterations", "median",
+                                 "per iteration"], rows)
+    f32 = [r for r in res.select(kind="solver", case="float32") if not on_gpu(r)]
     if f32:
         rows = [[f"`{label_of(r)}`", f"{r.get('problem')} {r.get('n')}^{r.get('dim')}",
-                 str(r.get("rtol")), _fmt_time(r.get("median")), _fmt_num(r.get("iterations")),
-                 str(r.get("reason"))] for r in f32]
+                 str(r.get("rtol")), format_time(r.get("median")),
+                 format_number(r.get("iterations")), str(r.get("reason"))] for r in f32]
         lines += ["## Single precision", ""]
-        lines += _table(["method", "problem", "rtol", "median", "iterations", "reason"], rows)
+        lines += markdown_table(["method", "problem", "rtol", "median", "iterations", "reason"],
+                                rows)
     return lines
 
 
@@ -269,14 +230,14 @@ def _pipeline_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], 
         mean_p = sum(pressure) / len(pressure) if pressure else None
         its = r.get("step_iterations") or []
         rows.append([f"`{label_of(r)}`", f"{r['n']}^{r['dim']}", str(steps),
-                     _fmt_time(step_t), _fmt_time(mean_p),
+                     format_time(step_t), format_time(mean_p),
                      f"{100 * mean_p / step_t:.0f}%" if mean_p and step_t else "-",
-                     _fmt_num(r.get("iterations")), _fmt_num(max(its) if its else None),
+                     format_number(r.get("iterations")), format_number(max(its) if its else None),
                      str(r.get("reason"))])
         if pressure:
             panels[f"{r['n']}^{r['dim']} ({r['dim']}-D)"][label_of(r)] = pressure
-    lines += _table(["method", "grid", "steps", "time / step", "pressure / step", "share",
-                     "mean iterations", "max iterations", "last reason"], rows)
+    lines += markdown_table(["method", "grid", "steps", "time / step", "pressure / step", "share",
+                             "mean iterations", "max iterations", "last reason"], rows)
     files = []
     if panels:
         f = plots.pipeline_steps(dict(panels), figdir / "pipeline.png")
@@ -288,7 +249,7 @@ def _pipeline_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], 
 # -- kernels ---------------------------------------------------------------------------------
 
 def _kernel_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], list[Path]]:
-    recs = [r for r in res.select(kind="kernel") if r.get("GB/s") and _on_cpu(r)]
+    recs = [r for r in res.select(kind="kernel") if r.get("GB/s") and not on_gpu(r)]
     if not recs:
         return [], []
     copies = {(r.get("dim"), r.get("n"), r.get("dtype"), r.get("device")): r["GB/s"]
@@ -298,7 +259,7 @@ def _kernel_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], li
         gkey = (r.get("dim"), r.get("n"), r.get("dtype"), r.get("device"))
         frac = r["GB/s"] / copies[gkey] if gkey in copies else None
         group = f"{r['n']}^{r['dim']} {r['dtype']}"
-        rows.append([f"`{r['method']}`", group, _fmt_time(r["median"]), f"{r['GB/s']:.1f}",
+        rows.append([f"`{r['method']}`", group, format_time(r["median"]), f"{r['GB/s']:.1f}",
                      "-" if frac is None else f"{frac:.2f}"])
         if r.get("method") != "copy":
             if group not in groups:
@@ -307,7 +268,7 @@ def _kernel_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], li
     lines = ["## Kernels: bandwidth", "",
              "Bandwidth = bytes moved / median time; the reference is `np.copyto` of the same "
              "array in the same run (target for the solvers' mat-vec `matvec_fluid`: 0.7).", ""]
-    lines += _table(["kernel", "size", "median", "GB/s", "/ copy"], rows)
+    lines += markdown_table(["kernel", "size", "median", "GB/s", "/ copy"], rows)
     f = plots.bandwidth(groups, {k: [v.get(g) for g in groups] for k, v in fractions.items()},
                         figdir / "kernels.png")
     lines += [f"![kernel bandwidth]({rel}/{f.name})", ""]
@@ -321,8 +282,8 @@ def _ratio_section(res: Results) -> list[str]:
     if not ratios:
         return []
     lines = ["## Ratios (medians of the same run)", ""]
-    return lines + _table(["ratio", "value", "meaning"],
-                          [[r["label"], f"{r['value']:.3f}", r["meaning"]] for r in ratios])
+    return lines + markdown_table(["ratio", "value", "meaning"],
+                                  [[r["label"], f"{r['value']:.3f}", r["meaning"]] for r in ratios])
 
 
 def _skipped_section(res: Results) -> list[str]:
@@ -333,9 +294,8 @@ def _skipped_section(res: Results) -> list[str]:
             by_reason[reason].append(s["test"].split("::")[-1])
     if not by_reason:
         return []
-    rows = [[reason, str(len(tests)), ", ".join(f"`{t}`" for t in tests[:4])
-             + (" ..." if len(tests) > 4 else "")] for reason, tests in by_reason.items()]
-    return ["## Not run", "", *_table(["reason", "cases", "e.g."], rows)]
+    rows = [[reason, str(len(tests)), code_list(tests, 4)] for reason, tests in by_reason.items()]
+    return ["## Not run", "", *markdown_table(["reason", "cases", "e.g."], rows)]
 
 
 # -- comparison ------------------------------------------------------------------------------
@@ -373,27 +333,22 @@ def compare(before: Results, after: Results, threshold: float = 0.10) -> tuple[l
         regressions += bool(worse)
         improvements += bool(better) and not worse
         rows.append((0 if worse else 1 if better else 2, [
-            f"`{key}`", _fmt_time(a["median"]), _fmt_time(b["median"]), f"{100 * change:+.1f}%",
-            f"{_fmt_num(ia)} -> {_fmt_num(ib)}" if ia is not None or ib is not None else "-",
+            f"`{key}`", format_time(a["median"]), format_time(b["median"]),
+            f"{100 * change:+.1f}%",
+            "-" if ia is None and ib is None else f"{format_number(ia)} -> {format_number(ib)}",
             verdict]))
     rows.sort(key=lambda t: t[0])
     lines = ["## Before / after", "",
-             f"Baseline {', '.join(f'`{p}`' for p in before.paths)} against "
-             f"{', '.join(f'`{p}`' for p in after.paths)}: {len(rows)} cases in both, "
-             f"**{regressions} regressions**, {improvements} improvements (threshold "
-             f"{100 * threshold:.0f}% on the median; any change of iterations counts).", ""]
-    lines += _table(["case", "before", "after", "change", "iterations", "verdict"],
-                    [r for _, r in rows])
-    only_old = [k for k in old if k not in new]
-    only_new = [k for k in new if k not in old]
-    if only_old:
-        lines += [f"Only in the baseline ({len(only_old)}): "
-                  + ", ".join(f"`{k}`" for k in only_old[:20]) + (" ..." if len(only_old) > 20
-                                                                 else ""), ""]
-    if only_new:
-        lines += [f"New in this run ({len(only_new)}): "
-                  + ", ".join(f"`{k}`" for k in only_new[:20]) + (" ..." if len(only_new) > 20
-                                                                 else ""), ""]
+             f"Baseline {code_list(before.paths)} against {code_list(after.paths)}: "
+             f"{len(rows)} cases in both, **{regressions} regressions**, {improvements} "
+             f"improvements (threshold {100 * threshold:.0f}% on the median; any change of "
+             "iterations counts).", ""]
+    lines += markdown_table(["case", "before", "after", "change", "iterations", "verdict"],
+                            [r for _, r in rows])
+    for title, keys in (("Only in the baseline", [k for k in old if k not in new]),
+                        ("New in this run", [k for k in new if k not in old])):
+        if keys:
+            lines += [f"{title} ({len(keys)}): {code_list(keys, 20)}", ""]
     return lines, regressions
 
 
@@ -417,8 +372,6 @@ def write_report(res: Results, out: Path, *, baseline: Results | None = None,
 
     Returns ``{"report": path, "figures": [paths], "regressions": count}``.
     """
-    from .report_gpu import gpu_section
-
     out = Path(out)
     if only_gpu:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .results import Results, label_of
+from .results import Results, label_of, on_gpu
+from .tables import format_time, markdown_table, time_cell
 
 __all__ = ["TARGETS", "gpu_section"]
 
@@ -27,16 +28,6 @@ TARGETS = {
     "dcdm_vs_mg": ("DCDM GPU time / MG-PCG GPU time at 256^3", 1.0, "<="),
 }
 MIC0_N, MG_N = 128, 256
-
-
-def _fmt():
-    from .report import _fmt_num, _fmt_time, _table  # report imports this module lazily
-
-    return _fmt_time, _fmt_num, _table
-
-
-def _is_gpu(r: dict) -> bool:
-    return str(r.get("device") or "").startswith("cuda")
 
 
 def _gpu_meta(res: Results) -> tuple[dict | None, dict | None]:
@@ -58,6 +49,12 @@ def _skips(res: Results) -> list[str]:
             if cuda_run or "test_gpu.py" in s["test"]:
                 out.append(str(s["reason"]).removeprefix("Skipped: "))
     return list(dict.fromkeys(out))
+
+
+def _median_ratio(a: dict | None, b: dict | None) -> float | None:
+    """``a``'s median over ``b``'s (how many times faster ``b`` is); ``None`` unless both
+    records exist and ``b``'s median is non-zero."""
+    return a["median"] / b["median"] if (a and b and b["median"]) else None
 
 
 def _verdict(value: float | None, target: str, why_missing: str = "") -> str:
@@ -101,8 +98,7 @@ def _host(meta: dict) -> str:
 
 def _bandwidth(res: Results) -> tuple[list[str], dict]:
     """The bandwidth table and ``{(n, dtype): fraction}`` of the fluid mat-vec."""
-    _fmt_time, _, _table = _fmt()
-    recs = [r for r in res.select(kind="kernel") if _is_gpu(r) and r.get("GB/s")]
+    recs = [r for r in res.select(kind="kernel") if on_gpu(r) and r.get("GB/s")]
     if not recs:
         return [], {}
     groups: dict[tuple, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
@@ -125,7 +121,7 @@ def _bandwidth(res: Results) -> tuple[list[str], dict]:
                 frac_w = r["GB/s"] / copy["GB/s"] if copy else None
                 if method == "matvec_fluid" and frac_e is not None:
                     fractions[(n, dtype)] = frac_e
-                rows.append([f"`{method}`", f"{n}^3 {dtype}", _fmt_time(per_launch(r)),
+                rows.append([f"`{method}`", f"{n}^3 {dtype}", format_time(per_launch(r)),
                              f"{event_bw(r):.0f}",
                              "-" if frac_e is None else f"{frac_e:.2f}",
                              "-" if frac_w is None else f"{frac_w:.2f}"])
@@ -134,7 +130,8 @@ def _bandwidth(res: Results) -> tuple[list[str], dict]:
              "per second, against a device-to-device `cudaMemcpyAsync` of the same bytes in "
              "the same run. *Per launch* and *GB/s*: CUDA events around back-to-back "
              "launches; the last column uses the synchronised wall-clock rounds instead.", ""]
-    lines += _table(["kernel", "size", "per launch", "GB/s", "/ copy", "/ copy (wall)"], rows)
+    lines += markdown_table(["kernel", "size", "per launch", "GB/s", "/ copy", "/ copy (wall)"],
+                            rows)
     return lines, fractions
 
 
@@ -144,24 +141,14 @@ def _cpu_twin(res: Results, r: dict) -> dict | None:
     """The CPU record of the same scene, method, size and dtype (to-tolerance)."""
     for c in res.select(kind="solver", case="to-tolerance", problem=r.get("problem"),
                         dim=r.get("dim"), n=r.get("n")):
-        if not _is_gpu(c) and label_of(c) == label_of(r) and c.get("dtype") == r.get("dtype"):
+        if not on_gpu(c) and label_of(c) == label_of(r) and c.get("dtype") == r.get("dtype"):
             return c
     return None
 
 
-def _cell(r: dict) -> str:
-    _fmt_time, _fmt_num, _ = _fmt()
-    text = f"{_fmt_time(r['median'])} ({_fmt_num(r.get('iterations'))})"
-    reason = str(r.get("reason") or "")
-    if reason and not reason.startswith("CONVERGED"):
-        text += f" **{reason}**"
-    return text
-
-
 def _solves(res: Results) -> tuple[list[str], dict]:
-    _fmt_time, _, _table = _fmt()
     recs = [r for r in res.select(kind="solver", case="to-tolerance")
-            if _is_gpu(r) and r.get("median") is not None]
+            if on_gpu(r) and r.get("median") is not None]
     if not recs:
         return [], {}
     index = {(r.get("problem"), int(r["dim"]), int(r["n"]), label_of(r), str(r["dtype"])): r
@@ -170,23 +157,22 @@ def _solves(res: Results) -> tuple[list[str], dict]:
     for key in sorted(index, key=lambda k: (k[0], -k[1], k[2], k[4], k[3])):
         r = index[key]
         cpu = _cpu_twin(res, r)
-        speedup = (f"{cpu['median'] / r['median']:.1f}x"
-                   if cpu and r["median"] else "-")
-        rows.append([f"{key[0]} {key[2]}^{key[1]}", f"`{key[3]}`", key[4], _cell(r),
-                     _fmt_time(r.get("setup_s")), "-" if cpu is None else _cell(cpu), speedup])
+        speedup = _median_ratio(cpu, r)
+        rows.append([f"{key[0]} {key[2]}^{key[1]}", f"`{key[3]}`", key[4], time_cell(r),
+                     format_time(r.get("setup_s")), "-" if cpu is None else time_cell(cpu),
+                     "-" if speedup is None else f"{speedup:.1f}x"])
     rtol = recs[0].get("rtol")
     lines = ["### Time to solution", "",
              f"Median time to rtol {rtol} on the true residual (set-up + solve, the device "
              "synchronised at the end), iterations in brackets; the seeded smoke tank of the "
              "CPU suite. *CPU*: the same scene, method and dtype from a CPU run merged into "
              "this report (`-` when none).", ""]
-    lines += _table(["problem", "method", "dtype", "GPU", "GPU set-up", "CPU", "CPU / GPU"],
-                    rows)
+    lines += markdown_table(["problem", "method", "dtype", "GPU", "GPU set-up", "CPU",
+                             "CPU / GPU"], rows)
     return lines, index
 
 
 def _targets(res: Results, fractions: dict, index: dict, skips: list[str]) -> list[str]:
-    _, _, _table = _fmt()
     dcdm_why = next((s for s in skips if "DCDM" in s or "torch" in s), "no DCDM GPU record")
     rows = [[TARGETS["bandwidth"][0] + f" ({dtype})",
              _verdict(fractions.get((MG_N, dtype)), "bandwidth",
@@ -194,30 +180,29 @@ def _targets(res: Results, fractions: dict, index: dict, skips: list[str]) -> li
             for dtype in ("float32", "float64")]
     mic0 = next((c for c in res.select(kind="solver", case="to-tolerance", problem="smoke",
                                        dim=3, n=MIC0_N)
-                 if not _is_gpu(c) and label_of(c) == "cg+mic0"
+                 if not on_gpu(c) and label_of(c) == "cg+mic0"
                  and c.get("dtype") in (None, "float64")), None)
     labels = sorted({k[3] for k in index if k[3].startswith("dcdm")}) or ["dcdm-robust"]
     for label in labels:
         for dtype in ("float32", "float64"):
             g = index.get(("smoke", 3, MIC0_N, label, dtype))
-            value = mic0["median"] / g["median"] if (mic0 and g and g["median"]) else None
-            why = "no CPU MIC0-PCG 128^3 record merged in" if g and not mic0 else dcdm_why
-            rows.append([f"{TARGETS['dcdm_vs_mic0'][0]} (`{label}`, {dtype})",
-                         _verdict(value, "dcdm_vs_mic0", why)])
             d, mg = index.get(("smoke", 3, MG_N, label, dtype)), index.get(
                 ("smoke", 3, MG_N, "cg+mg", dtype))
-            value = d["median"] / mg["median"] if (d and mg and mg["median"]) else None
-            why = "no MG-PCG GPU 256^3 record" if d and not mg else dcdm_why
-            rows.append([f"{TARGETS['dcdm_vs_mg'][0]} (`{label}`, {dtype})",
-                         _verdict(value, "dcdm_vs_mg", why)])
+            for target, value, why in (
+                    ("dcdm_vs_mic0", _median_ratio(mic0, g),
+                     "no CPU MIC0-PCG 128^3 record merged in" if g and not mic0 else dcdm_why),
+                    ("dcdm_vs_mg", _median_ratio(d, mg),
+                     "no MG-PCG GPU 256^3 record" if d and not mg else dcdm_why)):
+                rows.append([f"{TARGETS[target][0]} (`{label}`, {dtype})",
+                             _verdict(value, target, why)])
     context = []
     for dtype in ("float32", "float64"):
-        g = index.get(("smoke", 3, MIC0_N, "cg+mg", dtype))
-        if g and mic0 and g["median"]:
-            context.append(f"MG-PCG on the GPU ({dtype}) is {mic0['median'] / g['median']:.1f}x "
+        speedup = _median_ratio(mic0, index.get(("smoke", 3, MIC0_N, "cg+mg", dtype)))
+        if speedup is not None:
+            context.append(f"MG-PCG on the GPU ({dtype}) is {speedup:.1f}x "
                            "faster than MIC0-PCG on the CPU at 128^3.")
     lines = ["### Targets (issue 7)", ""]
-    lines += _table(["target", "measured"], rows)
+    lines += markdown_table(["target", "measured"], rows)
     if context:
         lines += ["For scale: " + " ".join(context), ""]
     if mic0 is not None:
@@ -229,10 +214,9 @@ def _targets(res: Results, fractions: dict, index: dict, skips: list[str]) -> li
 
 def gpu_section(res: Results) -> list[str]:
     """Markdown lines of the GPU section (a plain statement when there are no GPU results)."""
-    _, _, _table = _fmt()
     gpu, meta = _gpu_meta(res)
     skips = _skips(res)
-    has_records = any(_is_gpu(r) for r in res.records)
+    has_records = any(on_gpu(r) for r in res.records)
     lines = ["## GPU", ""]
     if not has_records:
         lines += ["**No GPU results in these inputs**: nothing in this report was measured on a "
@@ -244,7 +228,7 @@ def gpu_section(res: Results) -> list[str]:
                       + "; ".join(f"{s}" for s in skips[:5]) + ".", ""]
         return lines
     if gpu is not None:
-        lines += _table(["", ""], _card_rows(gpu, meta))
+        lines += markdown_table(["", ""], _card_rows(gpu, meta))
     else:
         lines += ["(The GPU run recorded no card metadata.)", ""]
     bw_lines, fractions = _bandwidth(res)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Results", "fit_exponent", "label_of", "load", "problem_title"]
+__all__ = ["Results", "fit_exponent", "label_of", "load", "on_gpu", "problem_title"]
 
 STAT_FIELDS = ("median", "mean", "min", "max", "stddev", "rounds", "iqr")
 PROBLEM_TITLES = {
@@ -98,6 +98,11 @@ def label_of(r: dict) -> str:
         return str(r["label"])
     m, p = r.get("method") or "?", r.get("preconditioner")
     return m if p in (None, "none") else f"{m}+{p}"
+
+
+def on_gpu(r: dict) -> bool:
+    """Whether a record was measured on a GPU (``device`` ``"cuda"`` or ``"cuda:N"``)."""
+    return str(r.get("device") or "").startswith("cuda")
 
 
 def problem_title(problem: str, dim: int) -> str:

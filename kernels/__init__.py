@@ -49,7 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from . import reference
+from . import arrays, reference
+from .optional import maybe, require
 
 __all__ = ["available_backends", "axpy", "cg_update", "dot", "laplacian_matvec",
     "laplacian_matvec_fluid", "mg_backend", "select", "xpby"]
@@ -66,17 +67,13 @@ _MG_FUNCS = ("rbgs_sweep", "residual_restrict", "prolong_add", "rbgs_cells")
 def _load(name: str) -> ModuleType | None:
     if name == "cuda":
         return _load_cuda()
-    try:
-        return importlib.import_module(_MODULES[name])
-    except ImportError:
-        return None
+    return maybe(_MODULES[name])
 
 
 def _load_cuda() -> ModuleType | None:
     """The CUDA kernel module when it imports and reports a usable GPU, else None."""
-    try:
-        mod = importlib.import_module(_MODULES["cuda"])
-    except ImportError:
+    mod = maybe(_MODULES["cuda"])
+    if mod is None:
         return None
     try:
         ok = bool(mod.available())
@@ -92,14 +89,10 @@ def available_backends() -> list[str]:
 
 def _kind(x) -> str:
     """``"cupy"``, ``"torch-cuda"``, ``"numpy"`` or ``"other"``, by type (imports nothing)."""
-    if isinstance(x, np.ndarray):
-        return "numpy"
-    mod = type(x).__module__
-    if mod.startswith("cupy"):
-        return "cupy"
-    if mod.startswith("torch") and getattr(x, "is_cuda", False):
-        return "torch-cuda"
-    return "other"
+    lib = arrays.library(x)
+    if lib in ("numpy", "cupy"):
+        return lib
+    return "torch-cuda" if arrays.is_cuda(x) else "other"
 
 
 def _from_dlpack(a):
@@ -112,7 +105,7 @@ def _convert(arg):
     """torch CUDA tensors (also inside tuples) as zero-copy CuPy views; others unchanged."""
     if isinstance(arg, tuple):
         return tuple(_convert(a) for a in arg)
-    if type(arg).__module__.startswith("torch") and getattr(arg, "is_cuda", False):
+    if arrays.library(arg) == "torch" and arrays.is_cuda(arg):
         return _from_dlpack(arg)
     return arg
 
@@ -181,13 +174,7 @@ def select(x, backend: str | None = None) -> Any:
                 )
             kind = _kind(x)
             return _device_backend(kind if kind == "torch-cuda" else "cupy", False)
-        mod = _load(backend)
-        if mod is None:
-            raise ImportError(
-                f"kernel back-end {backend!r} is not available; install the extra: "
-                f"pip install 'dcdm[{backend}]'"
-            )
-        return mod
+        return _load(backend) or require(_MODULES[backend], f"kernel back-end {backend!r}")
     if type(x) is np.ndarray and os.environ.get("DCDM_KERNELS", "") != "numpy":
         mod = _load("numba")
         if mod is not None:

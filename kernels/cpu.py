@@ -106,14 +106,15 @@ def _matvec3(fp, x, out, scale):
             out[i, j, n2 - 1] = _cell3(fp, x, i, j, n2 - 1, scale)
 
 
+def _by_ndim(k3, k2, stencil, x, out, scale):
+    """Run the 3-D or 2-D compilation (serial or parallel by size) on ``x``."""
+    (k3 if x.ndim == 3 else k2)(x.size)(stencil, x, out, x.dtype.type(scale))
+    return out
+
+
 def laplacian_matvec(fp: np.ndarray, x: np.ndarray, out: np.ndarray, scale: float) -> np.ndarray:
     """Numba version of :func:`dcdm.kernels.reference.laplacian_matvec`."""
-    s = x.dtype.type(scale)
-    if x.ndim == 3:
-        _matvec3(x.size)(fp, x, out, s)
-    else:
-        _matvec2(x.size)(fp, x, out, s)
-    return out
+    return _by_ndim(_matvec3, _matvec2, fp, x, out, scale)
 
 
 @nb.njit(inline="always")
@@ -189,12 +190,7 @@ def _fluid_matvec2(code, x, out, scale):
 def laplacian_matvec_fluid(code: np.ndarray, x: np.ndarray, out: np.ndarray,
                            scale: float) -> np.ndarray:
     """Numba version of :func:`dcdm.kernels.reference.laplacian_matvec_fluid`."""
-    s = x.dtype.type(scale)
-    if x.ndim == 3:
-        _fluid_matvec3(x.size)(code, x, out, s)
-    else:
-        _fluid_matvec2(x.size)(code, x, out, s)
-    return out
+    return _by_ndim(_fluid_matvec3, _fluid_matvec2, code, x, out, scale)
 
 
 @kernel

@@ -32,6 +32,7 @@ from dcdm import kernels
 from .inputs import SystemInputs
 from .precond.registry import setup_preconditioner
 from .result import Reason, SolveResult
+from .stopping import positive
 from .workspace import SolveWorkspace
 
 __all__ = ["cg"]
@@ -107,16 +108,12 @@ def _iterate(prob: SolveWorkspace, x, r, P, callback) -> tuple[Reason, int, list
     p = xp.asarray(z, copy=True)
     Ap = xp.empty_like(r)
     for it in range(1, prob.maxiter + 1):
-        if not math.isfinite(rz):
-            return Reason.NAN_OR_INF, it - 1, hist
-        if rz <= 0.0:
-            return Reason.INDEFINITE_PRECONDITIONER, it - 1, hist
+        if (bad := positive(rz, Reason.INDEFINITE_PRECONDITIONER)) is not None:
+            return bad, it - 1, hist
         prob.matvec(p, Ap)
         pAp = kernels.dot(p, Ap)
-        if not math.isfinite(pAp):
-            return Reason.NAN_OR_INF, it - 1, hist
-        if pAp <= 0.0:
-            return Reason.INDEFINITE_OPERATOR, it - 1, hist
+        if (bad := positive(pAp, Reason.INDEFINITE_OPERATOR)) is not None:
+            return bad, it - 1, hist
         alpha = rz / pAp
         rr = kernels.cg_update(x, r, p, Ap, alpha)
         rnorm = math.sqrt(rr)

@@ -156,8 +156,12 @@ def dcdm(
     setup_time = time.perf_counter() - t0
     x, r = prob.start()
     timer = {"seconds": 0.0, "calls": 0}
-    loop = _paper if variant == "paper" else _robust
-    reason, it, hist = loop(prob, x, r, net, S, window, stall_window, timer, callback)
+    _, hist, reason = prob.begin(r)
+    it = 0
+    if reason is None:  # the buffers are allocated only when the loop runs
+        dirs, q = Directions(window, r, prob.xp), prob.xp.empty_like(r)
+        loop = _paper if variant == "paper" else _robust
+        reason, it = loop(prob, x, r, q, dirs, hist, net, S, stall_window, timer, callback)
     extra = {
         "variant": variant,
         "window": window,
@@ -218,49 +222,36 @@ def _negligible(qr: float, q, rnorm: float, prob) -> bool:
     return abs(qr) <= 1e-12 * prob.norm(q) * rnorm
 
 
-def _start(prob, r, window: int):
-    """What both loops begin with: the history ``[||r0||]``, the verdict on ``r0`` (None:
-    iterate), the window of past directions and the direction buffer (allocated only when
-    the loop will run)."""
-    _, hist, verdict = prob.begin(r)
-    if verdict is not None:
-        return hist, verdict, None, None
-    return hist, None, Directions(window, r, prob.xp), prob.xp.empty_like(r)
-
-
 def _network_step(prob, dirs, net, r, q, x, timer) -> tuple[float, float]:
     """The network's direction for ``r``, A-orthogonalised and line-searched (``_step``)."""
     _network_direction(prob, net, r, q, prob.A.grid.shape, timer)
     return _step(prob, dirs, q, r, x)
 
 
-def _paper(prob, x, r, net, S, window, stall_window, timer, callback):
-    hist, verdict, dirs, q = _start(prob, r, window)
-    if verdict is not None:
-        return verdict, 0, hist
+# The two loops append to ``hist`` (which holds ||r0||) and return (reason, iterations).
+
+
+def _paper(prob, x, r, q, dirs, hist, net, S, stall_window, timer, callback):
     for it in range(1, prob.maxiter + 1):
         qr, _ = _network_step(prob, dirs, net, r, q, x, timer)
         if math.isnan(qr):
-            return Reason.NAN_OR_INF, it - 1, hist
+            return Reason.NAN_OR_INF, it - 1
         if qr == 0.0 or _negligible(qr, q, hist[-1], prob):
-            return Reason.STAGNATION, it - 1, hist
+            return Reason.STAGNATION, it - 1
         prob.residual(x, out=r)  # the paper recomputes the true residual every step
         hist.append(prob.norm(r))
         if callback is not None:
             callback(x)
         if not math.isfinite(hist[-1]):
-            return Reason.NAN_OR_INF, it, hist
+            return Reason.NAN_OR_INF, it
         if hist[-1] <= prob.tol:
-            return prob.converged_reason(), it, hist
+            return prob.converged_reason(), it
         if _stalled(hist, stall_window):
-            return Reason.STAGNATION, it, hist
-    return Reason.MAX_ITERATIONS, prob.maxiter, hist
+            return Reason.STAGNATION, it
+    return Reason.MAX_ITERATIONS, prob.maxiter
 
 
-def _robust(prob, x, r, net, S, window, stall_window, timer, callback):
-    hist, verdict, dirs, q = _start(prob, r, window)
-    if verdict is not None:
-        return verdict, 0, hist
+def _robust(prob, x, r, q, dirs, hist, net, S, stall_window, timer, callback):
     for it in range(1, prob.maxiter + 1):
         qr, rnorm = _network_step(prob, dirs, net, r, q, x, timer)
         if S is not None and not math.isnan(qr):
@@ -268,14 +259,14 @@ def _robust(prob, x, r, net, S, window, stall_window, timer, callback):
             qr2, rnorm = _step(prob, dirs, q, r, x)
             qr = qr2 if qr == 0.0 else qr
         if math.isnan(qr) or not math.isfinite(rnorm):
-            return Reason.NAN_OR_INF, it - 1, hist
+            return Reason.NAN_OR_INF, it - 1
         hist.append(rnorm)
         if callback is not None:
             callback(x)
         if rnorm <= prob.tol:
             hist[-1], verdict = prob.confirm(x, r)
             if verdict is not None:
-                return verdict, it, hist
+                return verdict, it
         if qr == 0.0 or _stalled(hist, stall_window):
-            return Reason.STAGNATION, it, hist
-    return Reason.MAX_ITERATIONS, prob.maxiter, hist
+            return Reason.STAGNATION, it
+    return Reason.MAX_ITERATIONS, prob.maxiter

@@ -29,6 +29,7 @@ from .directions import Directions
 from .inputs import SystemInputs
 from .precond.registry import setup_preconditioner
 from .result import Reason, SolveResult
+from .stopping import positive
 from .workspace import SolveWorkspace
 
 __all__ = ["fcg"]
@@ -40,12 +41,12 @@ def fcg(
     x0=None,
     *,
     M=None,
+    truncation: int = 1,
     rtol: float = 1e-5,
     atol: float = 0.0,
     maxiter: int | None = None,
     callback: Callable[[Any], None] | None = None,
     check: bool = False,
-    truncation: int = 1,
     precond_options: dict | None = None,
 ) -> SolveResult:
     """Solve ``A x = b`` by flexible CG, FCG(m) (non-linear preconditioners allowed).
@@ -96,17 +97,13 @@ def _iterate(prob: SolveWorkspace, x, r, P, m: int, callback) -> tuple[Reason, i
         else:
             prob.precondition(P, r, p)
         rz = kernels.dot(r, p)
-        if not math.isfinite(rz):
-            return Reason.NAN_OR_INF, it - 1, hist
-        if rz <= 0.0:
-            return Reason.INDEFINITE_PRECONDITIONER, it - 1, hist
+        if (bad := positive(rz, Reason.INDEFINITE_PRECONDITIONER)) is not None:
+            return bad, it - 1, hist
         dirs.orthogonalise(p)
         prob.matvec(p, Ap)
         pAp = kernels.dot(p, Ap)
-        if not math.isfinite(pAp):
-            return Reason.NAN_OR_INF, it - 1, hist
-        if pAp <= 0.0:
-            return Reason.INDEFINITE_OPERATOR, it - 1, hist
+        if (bad := positive(pAp, Reason.INDEFINITE_OPERATOR)) is not None:
+            return bad, it - 1, hist
         dirs.commit(pAp)
         alpha = kernels.dot(p, r) / pAp
         rnorm = math.sqrt(kernels.cg_update(x, r, p, Ap, alpha))

@@ -17,7 +17,17 @@ import math
 
 from .result import Reason
 
-__all__ = ["StoppingRule"]
+__all__ = ["StoppingRule", "positive"]
+
+
+def positive(value: float, indefinite: Reason) -> Reason | None:
+    """The verdict on a curvature ``p . A p`` or ``r . M r`` that must be positive:
+    None when it is, ``NAN_OR_INF`` when it is not finite, else ``indefinite``."""
+    if not math.isfinite(value):
+        return Reason.NAN_OR_INF
+    if value <= 0.0:
+        return indefinite
+    return None
 
 
 class StoppingRule:

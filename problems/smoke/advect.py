@@ -36,6 +36,8 @@ from types import ModuleType
 
 import numpy as np
 
+from dcdm.kernels.optional import maybe, require
+
 __all__ = ["advect_scalar", "advect_velocity", "available", "sample"]
 
 BACKENDS = ("numpy", "numba")
@@ -43,11 +45,7 @@ BACKENDS = ("numpy", "numba")
 
 @functools.cache
 def _numba() -> ModuleType | None:
-    try:
-        from . import _advect_numba
-    except ImportError:  # numba is an optional extra
-        return None
-    return _advect_numba
+    return maybe(f"{__package__}._advect_numba")  # numba is an optional extra
 
 
 def available() -> list[str]:
@@ -63,7 +61,7 @@ def _backend(backend: str | None) -> str:
         raise ValueError(f"backend={backend!r} is not an advection back-end; choose one of "
                          f"{BACKENDS}")
     if backend == "numba" and _numba() is None:
-        raise ImportError("the numba advection back-end needs numba: pip install 'dcdm[numba]'")
+        require("numba", "the numba advection back-end")
     return backend
 
 

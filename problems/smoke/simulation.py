@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from dcdm import kernels
+from dcdm.kernels.optional import maybe
 
 from ..grid import CellType
 from .advect import advect_scalar, advect_velocity
@@ -256,11 +257,10 @@ class Simulation:
             raise ValueError(f"steps must be an integer >= 0, got {steps!r}")
         bar = None
         if progress:
-            try:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=int(steps), desc="smoke", unit="step")
-            except ImportError:  # tqdm comes with the train extra
+            tqdm = maybe("tqdm.auto")  # tqdm comes with the train extra
+            if tqdm is not None:
+                bar = tqdm.tqdm(total=int(steps), desc="smoke", unit="step")
+            else:
                 log.info("tqdm is not installed: no progress bar")
         out = []
         try:

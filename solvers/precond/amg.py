@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from dcdm.kernels.optional import require
+
 from ..operators import as_operator
 from .base import Preconditioner
 
@@ -105,13 +107,7 @@ class AMG(Preconditioner):
         self.hierarchy = None
 
     def _build(self, A) -> None:
-        try:
-            import pyamg
-        except ImportError as exc:
-            raise ImportError(
-                "M='amg' needs pyamg, which is not installed; install the extra: "
-                "pip install 'dcdm[amg]'"
-            ) from exc
+        pyamg = require("pyamg", "M='amg'")
         A = as_operator(A)
         if not hasattr(A, "to_csr"):
             raise TypeError(

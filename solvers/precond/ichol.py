@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from dcdm.kernels.optional import require
+
 from ..operators import as_operator
 from .base import Preconditioner
 
@@ -44,14 +46,8 @@ __all__ = ["IC0", "MIC0"]
 
 
 def _kernels(name: str):
-    try:
-        from . import _ichol_numba
-    except ImportError as exc:  # pragma: no cover - numba is present in the dev environment
-        raise ImportError(
-            f"M={name!r} needs numba for its factorisation and triangular solves; install "
-            "the extra: pip install 'dcdm[numba]'"
-        ) from exc
-    return _ichol_numba
+    return require(f"{__package__}._ichol_numba", f"M={name!r} (its factorisation and "
+                   "triangular solves)")
 
 
 def _check_param(name: str, value, low: float, high: float, low_open: bool,

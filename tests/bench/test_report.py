@@ -187,12 +187,28 @@ def test_merging_files_later_wins(tmp_path, fixture_json):
     assert len(res.replaced) == 3
 
 
-def test_results_doctests():
+@pytest.mark.parametrize("name", ["results", "tables"])
+def test_doctests(name):
     import doctest
+    import importlib
 
-    from bench import results
+    module = importlib.import_module(f"bench.{name}")
+    outcome = doctest.testmod(module)
+    assert outcome.attempted > 0 and outcome.failed == 0
 
-    assert doctest.testmod(results).failed == 0
+
+def test_report_modules_import_one_way(root):
+    """tables <- report_gpu <- report: no module of the report imports one above it."""
+    import ast
+
+    order = ["results", "tables", "plots", "report_gpu", "report"]
+    for i, name in enumerate(order):
+        tree = ast.parse((root / "bench" / f"{name}.py").read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                    and node.level == 1 and node.module is None for alias in node.names}
+        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                     and node.level == 1 and node.module}
+        assert not imported & set(order[i:]), (name, sorted(imported & set(order[i:])))
 
 
 def test_stale_figures_are_removed(tmp_path, fixture_json):

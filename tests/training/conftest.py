@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -13,22 +12,3 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture
-def rng():
-    return np.random.default_rng(20261127)
-
-
-@pytest.fixture
-def random_flags(rng):
-    """``random_flags(shape)``: random FLUID/SOLID/AIR flags."""
-
-    def make(shape, p_solid=0.2, p_air=0.1):
-        u = rng.random(shape)
-        flags = np.zeros(shape, dtype=np.int8)
-        flags[u < p_solid] = 1
-        flags[(u >= p_solid) & (u < p_solid + p_air)] = 2
-        return flags
-
-    return make
