@@ -9,11 +9,12 @@ torch_ops
 loss
     The paper's loss ``||b - alpha A f(b)||^2`` and its sign/scale fixes.
 data
-    Training right-hand sides (Lanczos/Ritz, random, smooth, solver residuals), scenes.
+    Training right-hand sides (Ritz vectors of :mod:`dcdm.solvers.lanczos`, random,
+    smooth, solver residuals), scenes.
 train, config, validate
     :func:`train` / :class:`TrainConfig` / :func:`validate` (``dcdm train`` on the CLI).
 weights, inference
-    safetensors + JSON weights, :func:`load_network`, and the fast CPU
+    safetensors + JSON weights and training checkpoints, :func:`load_network`, and the fast CPU
     :class:`Network` wrapper the solvers call.
 
 Importing this package does not import torch; the names below load their
@@ -24,8 +25,9 @@ their modules' names, so they are not re-exported here: use
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from dcdm.kernels.optional import require
 
 __all__ = [
     "DCDMNet",
@@ -52,7 +54,8 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        module = importlib.import_module(f".{_LAZY[name]}", __name__)
+        # these modules load torch: if it is missing, say what needs it and which extra installs it
+        module = require(f"{__name__}.{_LAZY[name]}", f"dcdm.training.{name}")
         return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

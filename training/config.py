@@ -26,6 +26,11 @@ def _check_fields(cls, d: dict[str, Any], list_known: bool = False) -> None:
         raise ValueError(f"unknown {cls.__name__} field(s) {unknown}{known}")
 
 
+def _part(cls, config):
+    """The ``cls`` (a dataclass) whose fields are the same-named fields of ``config``."""
+    return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
+
 def _check_ints(obj, names, low: int, prefix: str = "") -> None:
     """``ValueError`` naming the first field in ``names`` that is not an int >= ``low``."""
     what = "a positive integer" if low == 1 else f"an integer >= {low}"
@@ -109,7 +114,7 @@ class DataMix:
         return self.ritz + self.random + self.smooth + self.residual
 
 
-_MIX = DataMix()
+_MODEL, _MIX = ModelConfig(), DataMix()  # TrainConfig's defaults of their fields
 LOSSES = ("energy", "paper", "abs")  # dcdm.training.loss.MODES, without importing torch
 
 # fields that may differ between a run and its resumption (they do not change the results
@@ -183,12 +188,12 @@ class TrainConfig:
     theta: int = _MIX.theta
     residual_methods: tuple[str, ...] = _MIX.residual_methods
     # model
-    channels: int = 16
-    convs_before: int = 4
-    convs_coarse: int = 6
-    convs_after: int = 4
-    levels: int = 1
-    kernel: int = 3
+    channels: int = _MODEL.channels
+    convs_before: int = _MODEL.convs_before
+    convs_coarse: int = _MODEL.convs_coarse
+    convs_after: int = _MODEL.convs_after
+    levels: int = _MODEL.levels
+    kernel: int = _MODEL.kernel
     # optimisation
     epochs: int = 20
     batch_size: int = 16
@@ -240,19 +245,15 @@ class TrainConfig:
 
     @property
     def samples_per_scene(self) -> int:
-        return self.ritz + self.random + self.smooth + self.residual
+        return self.data_mix().per_scene
 
     def model_config(self) -> ModelConfig:
         """The :class:`ModelConfig` of the network."""
-        return ModelConfig(dim=self.dim, channels=self.channels, convs_before=self.convs_before,
-                           convs_coarse=self.convs_coarse, convs_after=self.convs_after,
-                           levels=self.levels, kernel=self.kernel)
+        return _part(ModelConfig, self)
 
     def data_mix(self) -> DataMix:
         """The :class:`DataMix` of this run."""
-        return DataMix(ritz=self.ritz, random=self.random, smooth=self.smooth,
-                       residual=self.residual, lanczos_m=self.lanczos_m, theta=self.theta,
-                       residual_methods=self.residual_methods)
+        return _part(DataMix, self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""

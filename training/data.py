@@ -4,7 +4,8 @@ Three sources, per training scene (a smoke tank with random obstacles):
 
 ``ritz``
     The paper's data (official ``datasetcreate.py``): ``m`` steps of Lanczos with
-    full re-orthogonalisation on the FLUID-supported operator, started from
+    full re-orthogonalisation (:func:`dcdm.solvers.lanczos.lanczos`, re-exported
+    here) on the FLUID-supported operator, started from
     ``A @ randn`` (in the range of ``A``), Ritz pairs from the tridiagonal
     matrix; each sample is ``sum_j c_j v_j`` with ``c_j ~ 9 N(0,1)`` for the
     lowest ``m/2 + theta`` Ritz values and ``c_j ~ N(0,1)`` for the rest,
@@ -40,9 +41,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.linalg
 
+from dcdm.kernels.optional import maybe, require
 from dcdm.problems import Grid, rhs, scenes
+from dcdm.solvers.lanczos import DEFAULT_MAX_BYTES, LanczosBasis, lanczos
 
 from .config import DataMix
 
@@ -65,8 +67,6 @@ __all__ = [
     "solve_residuals",
     "solve_samples",
 ]
-
-DEFAULT_MAX_BYTES = 8 * 2**30
 
 
 def estimate_bytes(n: int, m: int, samples: int, n_fluid: int | None = None,
@@ -101,107 +101,7 @@ def check_memory(n: int, m: int, samples: int, max_bytes: int = DEFAULT_MAX_BYTE
     return need
 
 
-# -- Lanczos ---------------------------------------------------------------------------------
-@dataclass
-class LanczosBasis:
-    """``m`` orthonormal Lanczos vectors ``Q`` (rows, on the support) and the tridiagonal
-    ``T = Q A Q^T`` (diagonal ``alpha``, off-diagonal ``beta``)."""
-
-    Q: np.ndarray
-    alpha: np.ndarray
-    beta: np.ndarray
-    support: np.ndarray
-
-    @property
-    def m(self) -> int:
-        return self.Q.shape[0]
-
-    def ritz(self) -> tuple[np.ndarray, np.ndarray]:
-        """Ritz values (ascending) and the eigenvectors ``W`` of ``T`` (columns);
-        the Ritz vectors are ``W.T @ Q``."""
-        return scipy.linalg.eigh_tridiagonal(self.alpha, self.beta)
-
-
-def _support_matvec(A, support: np.ndarray):
-    n = support.size
-    mv = getattr(A, "matvec_fluid", None) or getattr(A, "matvec", None)
-    if mv is None:
-        def mv(x):
-            return A @ x
-    full = np.zeros(n)
-
-    def apply(v: np.ndarray) -> np.ndarray:
-        full[support] = v
-        return np.asarray(mv(full)).reshape(-1)[support]
-
-    return apply
-
-
-def lanczos(A, m: int, *, seed: int | None = 0, support: np.ndarray | None = None,
-            max_bytes: int = DEFAULT_MAX_BYTES) -> LanczosBasis:
-    """``m`` Lanczos steps with full re-orthogonalisation on the operator ``A``.
-
-    Parameters
-    ----------
-    A : GridLaplacian, sparse matrix or ndarray
-        Symmetric operator.
-    m : int
-        Steps (fewer if an invariant subspace is found).
-    seed : int, optional
-        Seed of the start vector ``A @ randn`` (restricted to ``support``).
-    support : ndarray of bool, optional
-        Which entries are unknowns (default: ``A.support``, i.e. the FLUID
-        cells, for grid operators; everything otherwise).
-    max_bytes : int
-        Refuse when the basis (``m * n_support * 8`` bytes) exceeds it.
-
-    Returns
-    -------
-    LanczosBasis
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> A = np.diag(np.arange(1.0, 101.0))
-    >>> vals, _ = lanczos(A, 60).ritz()
-    >>> round(float(vals[0]), 6), round(float(vals[-1]), 6)
-    (1.0, 100.0)
-    """
-    n = A.shape[0]
-    if support is None:
-        support = np.asarray(getattr(A, "support", np.ones(n, dtype=bool)), dtype=bool)
-    k = int(support.sum())
-    m = int(m)
-    if m < 1:
-        raise ValueError(f"m must be >= 1, got {m}")
-    m = min(m, k)
-    check_memory(k, m, 0, max_bytes)
-    apply = _support_matvec(A, support)
-    rng = np.random.default_rng(seed)
-    q = apply(rng.standard_normal(k))
-    Q = np.zeros((m, k))
-    alpha = np.zeros(m)
-    beta = np.zeros(max(m - 1, 0))
-    q /= np.linalg.norm(q)
-    j = 0
-    for j in range(m):
-        Q[j] = q
-        w = apply(q)
-        alpha[j] = q @ w
-        # full re-orthogonalisation, twice (classical Gram-Schmidt is stable when repeated)
-        for _ in range(2):
-            w -= Q[: j + 1].T @ (Q[: j + 1] @ w)
-        if j == m - 1:
-            break
-        b = float(np.linalg.norm(w))
-        if b <= 1e-10 * max(abs(alpha[: j + 1]).max(), 1e-300):
-            m = j + 1  # invariant subspace: T is exact
-            break
-        beta[j] = b
-        q = w / b
-    return LanczosBasis(Q[:m], alpha[:m], beta[: m - 1], support)
-
-
+# -- Ritz vectors (the Lanczos basis comes from dcdm.solvers.lanczos) -----------------------
 def ritz_rhs(basis: LanczosBasis, count: int, theta: int, rng: np.random.Generator,
              dtype=np.float32, chunk: int = 256) -> np.ndarray:
     """``count`` unit-norm mixtures of Ritz vectors with the paper's theta weighting.
@@ -396,8 +296,8 @@ def build_dataset(grids: Sequence[Grid], mix: DataMix, seed: int = 0,
     (:func:`solve_samples`; needed by the energy loss). The memory formula is
     checked for the whole set first (see the module docstring).
     """
-    import torch
-    from tqdm.auto import tqdm
+    torch = require("torch", "build_dataset")
+    tqdm = maybe("tqdm.auto") if progress else None  # the progress bar is a nicety
 
     grids = list(grids)
     if not grids or len({g.shape for g in grids}) != 1:
@@ -413,7 +313,7 @@ def build_dataset(grids: Sequence[Grid], mix: DataMix, seed: int = 0,
     scene = np.zeros(total, dtype=np.int64)
     kind = np.zeros(total, dtype=np.int64)
     i = 0
-    for s, g in enumerate(tqdm(grids, desc="training data", disable=not progress)):
+    for s, g in enumerate(grids if tqdm is None else tqdm.tqdm(grids, desc="training data")):
         parts = []
         if mix.ritz:
             basis = lanczos(g.laplacian(), m, seed=int(rng.integers(2**63)), max_bytes=max_bytes)

@@ -28,8 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from dcdm.kernels.optional import maybe
+
 from . import weights
-from .config import RESUME_MAY_CHANGE, TrainConfig
+from .config import TrainConfig
 from .data import Dataset, build_dataset, make_scenes, random_rhs, solve_samples
 from .loss import dcdm_loss
 from .model import DCDMNet
@@ -104,21 +106,17 @@ def _data(config: TrainConfig, split, out: Path, progress: bool) -> Dataset:
     path = out / "data.safetensors"
     if config.cache_data and path.exists():
         try:
-            tensors, meta = weights.read_tensors(path, required=("data_key",))
-            if meta["data_key"] == key:
-                log.info("reusing the training data in %s", path)
-                return Dataset(tensors["b"], tensors["scene"], tensors["kind"],
-                               tensors["flags"].numpy(), e=tensors.get("e"))
+            cached = weights.load_dataset(path, key)
         except ValueError as exc:
             log.warning("ignoring the cached data (%s); regenerating", exc)
+        else:
+            if cached is not None:
+                log.info("reusing the training data in %s", path)
+                return cached
     data = build_dataset(split.train, config.data_mix(), seed=config.seed,
                          max_bytes=config.max_bytes, progress=progress, solutions=solutions)
     if config.cache_data:
-        tensors = {"b": data.b, "scene": data.scene, "kind": data.kind,
-                   "flags": torch.from_numpy(data.flags)}
-        if data.e is not None:
-            tensors["e"] = data.e
-        weights.write_tensors(path, tensors, {"kind": "data", "data_key": key})
+        weights.save_dataset(path, data, key)
     return data
 
 
@@ -163,74 +161,14 @@ def _eval_loss(model, data: Dataset, op: GridOperator, config: TrainConfig, devi
     return total / max(len(data), 1)
 
 
-# -- checkpoints -----------------------------------------------------------------------------
-def _save_checkpoint(path: Path, model, opt, gen, state: dict, config: TrainConfig) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    opt_sd = opt.state_dict()
-    scalars: dict[str, dict[str, Any]] = {}
-    for idx, st in opt_sd["state"].items():
-        for key, val in st.items():
-            if torch.is_tensor(val):
-                tensors[f"optim.{idx}.{key}"] = val
-            else:
-                scalars.setdefault(str(idx), {})[key] = val
-    tensors["rng.torch"] = torch.get_rng_state()
-    tensors["rng.shuffle"] = gen.get_state()
-    if torch.cuda.is_available():
-        tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    tensors["counters"] = torch.tensor([state["epoch"], state["step"]], dtype=torch.int64)
-    meta = {
-        "kind": "checkpoint",
-        "dim": config.dim,
-        "model": config.model_config().to_dict(),
-        "param_count": model.param_count(),
-        "training": config.to_dict(),
-        "optimizer": {"param_groups": opt_sd["param_groups"], "scalars": scalars},
-        "state": state,
-    }
-    weights.write_tensors(path, tensors, meta)
-
-
-def _load_checkpoint(path: Path, model, opt, gen, config: TrainConfig) -> dict:
-    tensors, meta = weights.read_tensors(path, required=("dim", "model", "training", "state"))
-    saved = TrainConfig.from_dict(meta["training"]).to_dict()
-    ours = config.to_dict()
-    diff = sorted(k for k in ours if k not in RESUME_MAY_CHANGE and saved[k] != ours[k])
-    if diff:
-        raise ValueError(
-            f"{path}: cannot resume: the config differs from the checkpoint's in "
-            + ", ".join(f"{k} ({saved[k]!r} -> {ours[k]!r})" for k in diff)
-            + f"; only {sorted(RESUME_MAY_CHANGE)} may change (or start afresh without resume)"
-        )
-    net = weights.model_from(tensors, meta, path, prefix="model.")
-    model.load_state_dict(net.state_dict())
-    state: dict[int, dict[str, Any]] = {}
-    for name, val in tensors.items():
-        if name.startswith("optim."):
-            _, idx, key = name.split(".", 2)
-            state.setdefault(int(idx), {})[key] = val
-    for idx, extra in meta["optimizer"]["scalars"].items():
-        state.setdefault(int(idx), {}).update(extra)
-    opt.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
-    torch.set_rng_state(tensors["rng.torch"])
-    gen.set_state(tensors["rng.shuffle"])
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
-    st = dict(meta["state"])
-    st["epoch"], st["step"] = (int(v) for v in tensors["counters"])
-    return st
-
-
 # -- the loss curve --------------------------------------------------------------------------
 def _plot(path: Path, state: dict, metric: str) -> Path | None:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
+    agg, figure = maybe("matplotlib.backends.backend_agg"), maybe("matplotlib.figure")
+    if agg is None or figure is None:
         log.warning("matplotlib is not installed: no loss curve")
         return None
-    fig = Figure(figsize=(9, 3.6))
-    FigureCanvasAgg(fig)
+    fig = figure.Figure(figsize=(9, 3.6))
+    agg.FigureCanvasAgg(fig)
     ax, ax2 = fig.subplots(1, 2)
     steps = np.arange(1, len(state["loss"]) + 1)
     ax.semilogy(steps, state["loss"], lw=0.5, alpha=0.5, label="step")
@@ -273,8 +211,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
     -------
     TrainResult
     """
-    from tqdm.auto import tqdm
-
+    tqdm = maybe("tqdm.auto") if progress else None  # progress bars are a nicety
     start = time.perf_counter()
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -302,7 +239,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
                              "epoch_seconds": []}
     ckpt = out / "checkpoint.safetensors"
     if resume and ckpt.exists():
-        state = _load_checkpoint(ckpt, model, opt, gen, config)
+        state = weights.load_checkpoint(ckpt, model, opt, gen, config)
         log.info("resuming %s at epoch %d, step %d", ckpt, state["epoch"], state["step"])
     else:
         if resume:
@@ -323,9 +260,10 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
         t_epoch = time.perf_counter()
         perm = torch.randperm(n, generator=gen)
         losses = []
-        bar = tqdm(range(0, n, config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not progress, leave=False)
-        for i in bar:
+        starts = range(0, n, config.batch_size)
+        bar = None if tqdm is None else tqdm.tqdm(
+            starts, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
+        for i in starts if bar is None else bar:
             idx = perm[i:i + config.batch_size]
             b, scene, e = _batch(data, idx, device, fmt)
             loss = _loss(model, b, scene, op, config, e)
@@ -334,7 +272,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
             opt.step()
             losses.append(loss.item())
             state["step"] += 1
-            if progress:
+            if bar is not None:
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
         state["loss"] += losses
         state["epoch_loss"].append(float(np.mean(losses)))
@@ -344,7 +282,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
         if (epoch + 1) % config.validate_every == 0 or last:
             _validate_epoch(model, config, split, val_data, val_op, device, state, out, metric)
         state["wall_time"] = wall0 + time.perf_counter() - start
-        _save_checkpoint(ckpt, model, opt, gen, state, config)
+        weights.save_checkpoint(ckpt, model, opt, gen, state, config)
         log.info("epoch %d/%d: loss %.4g (lr %.2e, %.1f s)%s", epoch + 1, config.epochs,
                  state["epoch_loss"][-1], _lr(config, epoch), state["epoch_seconds"][-1],
                  f", validation {state['validation'][-1]}" if state["validation"] else "")

@@ -14,22 +14,20 @@ iteration count that ranks networks where plain counts tie:
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from dcdm.kernels.optional import maybe
+
 __all__ = ["solver_available", "validate", "validation_runs"]
 
 
 def solver_available() -> bool:
     """True when :func:`dcdm.solvers.dcdm.dcdm` can be imported."""
-    try:
-        return callable(getattr(importlib.import_module("dcdm.solvers.dcdm"), "dcdm", None))
-    except ImportError:
-        return False
+    return callable(getattr(maybe("dcdm.solvers.dcdm"), "dcdm", None))
 
 
 def _effective(history: np.ndarray, rtol: float, maxiter: int) -> float:

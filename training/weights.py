@@ -1,4 +1,5 @@
-"""Weights on disk: safetensors + a JSON meta, written atomically, read defensively.
+"""Weights and checkpoints on disk: safetensors + a JSON meta, written atomically, read
+defensively.
 
 A weights file ``NAME`` is two files, ``NAME.safetensors`` (the tensors) and
 ``NAME.json`` (the meta). Nothing is ever unpickled (no ``torch.load``). The
@@ -14,6 +15,10 @@ place with ``os.replace``, tensors first, meta last, so a reader sees either the
 old pair or the new one (the checksum in the meta catches a torn pair).
 
 Shipped weights live in ``dcdm/training/weights/``: ``dcdm-2d`` and ``dcdm-3d``.
+
+A training run's state (:func:`save_checkpoint` / :func:`load_checkpoint`: model, Adam
+state, RNG states, counters and histories, so a resumed run continues bit for bit) and
+its cached training data (:func:`save_dataset` / :func:`load_dataset`) use the same format.
 
 Examples
 --------
@@ -35,22 +40,33 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from dcdm._version import __version__
+from dcdm.kernels.optional import require
+
+from .config import RESUME_MAY_CHANGE, TrainConfig
 from .model import DCDMNet, ModelConfig
+
+if TYPE_CHECKING:
+    from .data import Dataset
 
 __all__ = [
     "SCHEMA_VERSION",
     "SHIPPED",
     "WEIGHTS_DIR",
     "WeightsNotFoundError",
+    "load_checkpoint",
+    "load_dataset",
     "load_model",
     "load_network",
     "read_meta",
     "read_tensors",
     "resolve",
+    "save_checkpoint",
+    "save_dataset",
     "save_weights",
     "write_tensors",
 ]
@@ -115,7 +131,7 @@ def write_tensors(path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, 
 
     Returns the ``.safetensors`` path. Tensors are made contiguous CPU copies.
     """
-    from safetensors.torch import save
+    save = require("safetensors.torch", "writing weights").save
 
     path = _tensor_path(path)
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
@@ -164,8 +180,8 @@ def read_tensors(path, required: tuple[str, ...] = _REQUIRED
     Raises ``ValueError`` naming the file for a missing, truncated or corrupted
     file (safetensors parse errors, or bytes that do not match the meta's sha256).
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load
+    SafetensorError = require("safetensors", "reading weights").SafetensorError
+    load = require("safetensors.torch", "reading weights").load
 
     path = resolve(path)
     if not path.exists():
@@ -198,8 +214,6 @@ def save_weights(
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save a model's weights and meta (see the module docstring); returns the tensor path."""
-    from dcdm import __version__
-
     path = _tensor_path(path)
     meta = {
         "kind": "weights",
@@ -318,3 +332,90 @@ def load_network(model=None, *, dim: int | None = None, **options: Any):
 
 _CACHE: dict[tuple, Any] = {}  # insertion-ordered: the oldest entry is evicted first
 _CACHE_SIZE = 4
+
+
+# -- a training run's state ------------------------------------------------------------------
+def save_checkpoint(path, model: DCDMNet, optimizer: torch.optim.Optimizer,
+                    generator: torch.Generator, state: Mapping[str, Any],
+                    config: TrainConfig) -> Path:
+    """Write a training checkpoint: the model, the optimizer's state, the torch RNG states
+    (global, CUDA, and the shuffling ``generator``), ``state`` (``epoch`` and ``step``
+    counters, histories) and the ``config``; returns the tensor path."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    opt_sd = optimizer.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, st in opt_sd["state"].items():
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"optim.{idx}.{key}"] = val
+            else:
+                scalars.setdefault(str(idx), {})[key] = val
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.shuffle"] = generator.get_state()
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    tensors["counters"] = torch.tensor([state["epoch"], state["step"]], dtype=torch.int64)
+    meta = {"kind": "checkpoint", "dim": config.dim, "model": config.model_config().to_dict(),
+            "param_count": model.param_count(), "training": config.to_dict(),
+            "optimizer": {"param_groups": opt_sd["param_groups"], "scalars": scalars},
+            "state": state}
+    return write_tensors(path, tensors, meta)
+
+
+def load_checkpoint(path, model: DCDMNet, optimizer: torch.optim.Optimizer,
+                    generator: torch.Generator, config: TrainConfig) -> dict[str, Any]:
+    """Restore what :func:`save_checkpoint` wrote into ``model``, ``optimizer``,
+    ``generator`` and the torch RNGs; returns the ``state`` dict.
+
+    Raises ``ValueError`` if ``config`` differs from the checkpoint's in a field
+    outside :data:`~dcdm.training.config.RESUME_MAY_CHANGE`.
+    """
+    tensors, meta = read_tensors(path, required=("dim", "model", "training", "state"))
+    saved = TrainConfig.from_dict(meta["training"]).to_dict()
+    ours = config.to_dict()
+    diff = sorted(k for k in ours if k not in RESUME_MAY_CHANGE and saved[k] != ours[k])
+    if diff:
+        raise ValueError(
+            f"{path}: cannot resume: the config differs from the checkpoint's in "
+            + ", ".join(f"{k} ({saved[k]!r} -> {ours[k]!r})" for k in diff)
+            + f"; only {sorted(RESUME_MAY_CHANGE)} may change (or start afresh without resume)"
+        )
+    net = model_from(tensors, meta, path, prefix="model.")
+    model.load_state_dict(net.state_dict())
+    opt_state: dict[int, dict[str, Any]] = {}
+    for name, val in tensors.items():
+        if name.startswith("optim."):
+            _, idx, key = name.split(".", 2)
+            opt_state.setdefault(int(idx), {})[key] = val
+    for idx, extra in meta["optimizer"]["scalars"].items():
+        opt_state.setdefault(int(idx), {}).update(extra)
+    optimizer.load_state_dict({"state": opt_state,
+                               "param_groups": meta["optimizer"]["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    generator.set_state(tensors["rng.shuffle"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    state = dict(meta["state"])
+    state["epoch"], state["step"] = (int(v) for v in tensors["counters"])
+    return state
+
+
+def save_dataset(path, data: Dataset, key: Mapping[str, Any]) -> Path:
+    """Cache training data under ``key`` (what generated it); returns the tensor path."""
+    tensors = {"b": data.b, "scene": data.scene, "kind": data.kind,
+               "flags": torch.from_numpy(data.flags)}
+    if data.e is not None:
+        tensors["e"] = data.e
+    return write_tensors(path, tensors, {"kind": "data", "data_key": dict(key)})
+
+
+def load_dataset(path, key: Mapping[str, Any]) -> Dataset | None:
+    """The data :func:`save_dataset` cached at ``path``, or None if it was generated
+    under another ``key``; ``ValueError`` for an unreadable file."""
+    from .data import Dataset
+
+    tensors, meta = read_tensors(path, required=("data_key",))
+    if meta["data_key"] != key:
+        return None
+    return Dataset(tensors["b"], tensors["scene"], tensors["kind"], tensors["flags"].numpy(),
+                   e=tensors.get("e"))
