@@ -318,7 +318,7 @@ def _nvidia_smi(query: str) -> str | None:
 def gpu_info() -> dict | None:
     """The current CUDA device and the software around it (``None`` without one): card name,
     compute capability, memory, NVIDIA driver, CUDA runtime/driver API versions, CuPy, torch
-    and torch's CUDA, and where ``dcdm.kernels.cuda`` loaded its kernels from."""
+    and torch's CUDA, and where ``dcdm.kernels.cuda_loader`` loaded its kernels from."""
     if cuda_unavailable() is not None:
         return None
     import cupy
@@ -346,9 +346,9 @@ def gpu_info() -> dict | None:
         info.update(torch=torch.__version__, torch_cuda=torch.version.cuda,
                     cudnn=torch.backends.cudnn.version())
     try:
-        from dcdm.kernels import cuda
+        from dcdm.kernels import cuda_loader
 
-        info["kernels"] = cuda.origins() or None
+        info["kernels"] = cuda_loader.origins() or None
     except Exception:  # only reporting: a broken loader shows in the cases themselves
         pass
     return info

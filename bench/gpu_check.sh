@@ -102,7 +102,7 @@ install_wheels() {
 # would shadow the package whenever Python runs from the repository root) and a minimal
 # dist-info for importlib.metadata. Either way dcdm must import from the root and from /tmp.
 install_dcdm() {
-    local check="import dcdm, dcdm.solvers, dcdm.kernels.cuda, dcdm.training, dcdm.problems;"
+    local check="import dcdm, dcdm.solvers, dcdm.kernels.cuda_kernels, dcdm.training, dcdm.problems;"
     check+=" import importlib.metadata as m; print('dcdm', dcdm.__version__,"
     check+=" m.version('dcdm'), dcdm.solvers.__file__)"
     local how=${GPU_CHECK_INSTALL:-auto}
@@ -179,8 +179,8 @@ try:
     print("cudnn", torch.backends.cudnn.version() if torch.cuda.is_available() else None)
 except Exception as err:
     print("torch:", err)
-from dcdm.kernels import cuda
-print("dcdm CUDA kernels available:", cuda.available(), "| loader:", cuda.loader())
+from dcdm.kernels import cuda_loader
+print("dcdm CUDA kernels available:", cuda_loader.available(), "| loader:", cuda_loader.loader())
 try:
     import cupy
     print("cupy devices:", cupy.cuda.runtime.getDeviceCount())

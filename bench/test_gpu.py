@@ -172,10 +172,10 @@ def test_gpu_matvec_fluid(benchmark, request, gpu, kcase):
     benchmark.pedantic(_batched(fn, launches, cp), **opts)
     nbytes = 2 * x.nbytes + code.nbytes  # read x and the codes, write out
     origin = None
-    if mod.__name__.startswith("dcdm.kernels.cuda"):
-        from dcdm.kernels import cuda
+    if mod.__name__ == "dcdm.kernels.cuda_kernels":
+        from dcdm.kernels import cuda_loader
 
-        origin = cuda.origins().get("stencil")
+        origin = cuda_loader.origins().get("stencil")
     _record_kernel(benchmark, _key("matvec_fluid", n, dtype), "matvec_fluid", n, dtype, nbytes,
                    launches, event_s, backend=mod.__name__, kernel_origin=origin)
     RATIOS[f"GPU fluid mat-vec/copy bandwidth {n}^3 {dtype}"] = (

@@ -11,8 +11,9 @@ Back-ends
     :mod:`dcdm.kernels.xp`, written once against the array API: any array library
     (torch tensors on any device, CuPy arrays, ...), on the array's own device.
 ``"cuda"``
-    The CUDA kernels (``dcdm.kernels.cuda``, loaded through CuPy), used when CuPy
-    imports and a GPU is present (``available()``).
+    The CUDA kernels (:mod:`dcdm.kernels.cuda_kernels`, the sources in ``kernels/cuda/``
+    loaded through CuPy by :mod:`dcdm.kernels.cuda_loader`), used when CuPy imports and
+    a GPU is present (``available()``).
 
 :func:`select` picks the back-end by the array's type:
 
@@ -56,7 +57,7 @@ __all__ = ["available_backends", "axpy", "cg_update", "dot", "laplacian_matvec",
     "laplacian_matvec_fluid", "mg_backend", "select", "xpby"]
 
 _MODULES = {"numpy": "dcdm.kernels.reference", "numba": "dcdm.kernels.cpu",
-            "xp": "dcdm.kernels.xp", "cuda": "dcdm.kernels.cuda"}
+            "xp": "dcdm.kernels.xp", "cuda": "dcdm.kernels.cuda_kernels"}
 #: the functions of the vector/stencil and of the multigrid kernel sets
 _VECTOR_FUNCS = ("laplacian_matvec", "laplacian_matvec_fluid", "cg_update", "xpby", "dot",
                  "axpy")

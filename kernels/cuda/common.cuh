@@ -1,8 +1,13 @@
 // Shared definitions of the dcdm CUDA kernels (included by every .cu file).
 //
 // No standard header is included: the same text compiles under nvcc (the CMake
-// ahead-of-time build) and under NVRTC (dcdm.kernels.cuda compiles it at run
-// time when no fatbin is found), and NVRTC has no host headers.
+// ahead-of-time build) and under NVRTC (dcdm.kernels.cuda_loader compiles it at
+// run time when no fatbin is found), and NVRTC has no host headers.
+//
+// The cell codes are defined once, in dcdm/kernels/codes.py: both builds pass them
+// as -DDCDM_FLUID=... -DDCDM_SOLID=... -DDCDM_AIR=... (CMakeLists.txt reads codes.py,
+// the NVRTC loader takes dcdm.kernels.codes), and this header refuses to compile
+// without them.
 //
 // Conventions, mirroring dcdm/kernels/reference.py:
 //  * grids are C-order 2-D (n0, n1) or 3-D (n0, n1, n2) arrays;
@@ -21,12 +26,17 @@
 #define DCDM_BLOCK 256
 #define DCDM_REDUCE_BLOCKS 1024
 
+#if !defined(DCDM_FLUID) || !defined(DCDM_SOLID) || !defined(DCDM_AIR)
+#error "define DCDM_FLUID, DCDM_SOLID and DCDM_AIR: the cell codes of dcdm/kernels/codes.py"
+#endif
+
 namespace dcdm {
 
 typedef long long index_t;
 
-constexpr signed char FLUID = 0;
-constexpr signed char SOLID = 1;
+constexpr signed char FLUID = DCDM_FLUID;
+constexpr signed char SOLID = DCDM_SOLID;
+constexpr signed char AIR = DCDM_AIR;
 
 // Sum of `v` over the warp, complete in lane 0.
 __device__ __forceinline__ double warp_sum(double v) {
@@ -91,6 +101,19 @@ __device__ __forceinline__ index_t flat_begin() {
 
 __device__ __forceinline__ index_t flat_stride() {
     return static_cast<index_t>(gridDim.x) * blockDim.x;
+}
+
+// This thread's cell r = j * n2 + k of an i-plane of `plane` cells (a multiple of
+// n2), blockIdx.x covering the plane; false for a thread past its end.
+__device__ __forceinline__ bool plane_cell(const unsigned plane, const unsigned n2,
+                                           unsigned& r, unsigned& j, unsigned& k) {
+    r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= plane) {
+        return false;
+    }
+    j = r / n2;
+    k = r - j * n2;
+    return true;
 }
 
 }  // namespace dcdm

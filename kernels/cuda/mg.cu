@@ -38,12 +38,10 @@ __device__ __forceinline__ void rbgs3(const signed char* __restrict__ code, T* x
                                       const T* __restrict__ b, const T h2, const int color,
                                       const index_t n0, const unsigned n1, const unsigned n2) {
     const unsigned half = (n2 + 1) / 2;
-    const unsigned r = blockIdx.x * blockDim.x + threadIdx.x;
-    if (r >= n1 * half) {
+    unsigned r, j, kk;
+    if (!plane_cell(n1 * half, half, r, j, kk)) {
         return;
     }
-    const unsigned j = r / half;
-    const unsigned kk = r - j * half;
     for (index_t i = blockIdx.y; i < n0; i += gridDim.y) {
         const unsigned k = 2 * kk + static_cast<unsigned>((i + j + color) & 1);
         if (k >= n2) {
@@ -69,12 +67,10 @@ __device__ __forceinline__ void restrict3(const signed char* __restrict__ code_f
                                           T* __restrict__ b_c, const index_t N0,
                                           const unsigned N1, const unsigned N2, const int s0,
                                           const int s1, const int s2, const T weight) {
-    const unsigned r = blockIdx.x * blockDim.x + threadIdx.x;
-    if (r >= N1 * N2) {
+    unsigned r, J, K;
+    if (!plane_cell(N1 * N2, N2, r, J, K)) {
         return;
     }
-    const unsigned J = r / N2;
-    const unsigned K = r - J * N2;
     const index_t i_end = static_cast<index_t>(1) << s0;
     const unsigned j_lo = J << s1, j_hi = min(j_lo + (1u << s1), n1);
     const unsigned k_lo = K << s2, k_hi = min(k_lo + (1u << s2), n2);
@@ -111,12 +107,10 @@ __device__ __forceinline__ void prolong3(const T* __restrict__ x_c,
                                          T* __restrict__ x_f, const index_t n0, const unsigned n1,
                                          const unsigned n2, const unsigned N1, const unsigned N2,
                                          const int s0, const int s1, const int s2) {
-    const unsigned r = blockIdx.x * blockDim.x + threadIdx.x;
-    if (r >= n1 * n2) {
+    unsigned r, j, k;
+    if (!plane_cell(n1 * n2, n2, r, j, k)) {
         return;
     }
-    const unsigned j = r / n2;
-    const unsigned k = r - j * n2;
     const index_t parent_jk = static_cast<index_t>(j >> s1) * N2 + (k >> s2);
     for (index_t i = blockIdx.y; i < n0; i += gridDim.y) {
         const index_t c = i * n1 * n2 + r;

@@ -24,6 +24,28 @@ __device__ __forceinline__ void masked_term(const signed char f, const T* __rest
     }
 }
 
+// Row c of the masked Laplacian applied to x: q is the cell's index in the padded
+// flags; per axis a, fs[a] and xs[a] are the strides of its face neighbours in the
+// padded flags and in x (the terms are summed axis by axis, the - neighbour first).
+template <typename T, int D>
+__device__ __forceinline__ T masked_row(const signed char* __restrict__ fp,
+                                        const T* __restrict__ x, const index_t c,
+                                        const index_t q, const index_t (&fs)[D],
+                                        const index_t (&xs)[D], const T scale) {
+    const T xc = __ldg(x + c);
+    if (__ldg(fp + q) != FLUID) {
+        return xc;
+    }
+    int d = 0;
+    T s = T(0);
+#pragma unroll
+    for (int a = 0; a < D; ++a) {
+        masked_term(__ldg(fp + q - fs[a]), x, c - xs[a], d, s);
+        masked_term(__ldg(fp + q + fs[a]), x, c + xs[a], d, s);
+    }
+    return scale * (static_cast<T>(d) * xc - s);
+}
+
 // 2-D: the cells row * plane + r (r < plane, plane a multiple of n1); the wrapper
 // passes plane = n0 * n1 (one row) when that fits 32 bits, else plane = n1.
 template <typename T>
@@ -31,30 +53,19 @@ __device__ __forceinline__ void laplacian2(const signed char* __restrict__ fp,
                                            const T* __restrict__ x, T* __restrict__ out,
                                            const index_t rows, const unsigned plane,
                                            const unsigned n1, const T scale) {
-    const unsigned r = blockIdx.x * blockDim.x + threadIdx.x;
-    if (r >= plane) {
+    unsigned r, ii, j;
+    if (!plane_cell(plane, n1, r, ii, j)) {
         return;
     }
-    const unsigned ii = r / n1;
-    const unsigned j = r - ii * n1;
     const index_t p1 = static_cast<index_t>(n1) + 2;  // padded row length
     const index_t rows_per_plane = plane / n1;
+    const index_t fs[2] = {p1, 1};
+    const index_t xs[2] = {n1, 1};
     for (index_t row = blockIdx.y; row < rows; row += gridDim.y) {
         const index_t i = row * rows_per_plane + ii;
         const index_t c = i * n1 + j;
         const index_t q = (i + 1) * p1 + (j + 1);
-        const T xc = __ldg(x + c);
-        if (__ldg(fp + q) != FLUID) {
-            out[c] = xc;
-            continue;
-        }
-        int d = 0;
-        T s = T(0);
-        masked_term(__ldg(fp + q - p1), x, c - n1, d, s);
-        masked_term(__ldg(fp + q + p1), x, c + n1, d, s);
-        masked_term(__ldg(fp + q - 1), x, c - 1, d, s);
-        masked_term(__ldg(fp + q + 1), x, c + 1, d, s);
-        out[c] = scale * (static_cast<T>(d) * xc - s);
+        out[c] = masked_row(fp, x, c, q, fs, xs, scale);
     }
 }
 
@@ -64,32 +75,19 @@ __device__ __forceinline__ void laplacian3(const signed char* __restrict__ fp,
                                            const T* __restrict__ x, T* __restrict__ out,
                                            const index_t n0, const unsigned n1,
                                            const unsigned n2, const T scale) {
-    const unsigned r = blockIdx.x * blockDim.x + threadIdx.x;
     const unsigned plane = n1 * n2;
-    if (r >= plane) {
+    unsigned r, j, k;
+    if (!plane_cell(plane, n2, r, j, k)) {
         return;
     }
-    const unsigned j = r / n2;
-    const unsigned k = r - j * n2;
     const index_t p2 = static_cast<index_t>(n2) + 2;  // padded strides
     const index_t p12 = (static_cast<index_t>(n1) + 2) * p2;
+    const index_t fs[3] = {p12, p2, 1};
+    const index_t xs[3] = {plane, n2, 1};
     for (index_t i = blockIdx.y; i < n0; i += gridDim.y) {
         const index_t c = i * plane + r;
         const index_t q = (i + 1) * p12 + (j + 1) * p2 + (k + 1);
-        const T xc = __ldg(x + c);
-        if (__ldg(fp + q) != FLUID) {
-            out[c] = xc;
-            continue;
-        }
-        int d = 0;
-        T s = T(0);
-        masked_term(__ldg(fp + q - p12), x, c - plane, d, s);
-        masked_term(__ldg(fp + q + p12), x, c + plane, d, s);
-        masked_term(__ldg(fp + q - p2), x, c - n2, d, s);
-        masked_term(__ldg(fp + q + p2), x, c + n2, d, s);
-        masked_term(__ldg(fp + q - 1), x, c - 1, d, s);
-        masked_term(__ldg(fp + q + 1), x, c + 1, d, s);
-        out[c] = scale * (static_cast<T>(d) * xc - s);
+        out[c] = masked_row(fp, x, c, q, fs, xs, scale);
     }
 }
 
@@ -98,13 +96,11 @@ __device__ __forceinline__ void fluid3(const signed char* __restrict__ code,
                                        const T* __restrict__ x, T* __restrict__ out,
                                        const index_t n0, const unsigned n1, const unsigned n2,
                                        const T scale) {
-    const unsigned r = blockIdx.x * blockDim.x + threadIdx.x;
     const unsigned plane = n1 * n2;
-    if (r >= plane) {
+    unsigned r, j, k;
+    if (!plane_cell(plane, n2, r, j, k)) {
         return;
     }
-    const unsigned j = r / n2;
-    const unsigned k = r - j * n2;
     for (index_t i = blockIdx.y; i < n0; i += gridDim.y) {
         const index_t c = i * plane + r;
         const int cc = __ldg(code + c);

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcdm.kernels import cuda, reference
+from dcdm.kernels import cuda_kernels, cuda_loader, reference
 from dcdm.problems import CellType, Grid
 from tests.conftest import random_flags
 
@@ -38,7 +38,7 @@ def _flags(rng, shape):
 @pytest.fixture(scope="module")
 def cp():
     cp = pytest.importorskip("cupy", reason="needs CuPy: pip install 'dcdm[cuda]'")
-    if not cuda.available():
+    if not cuda_kernels.available():
         pytest.skip("no CUDA device")
     return cp
 
@@ -48,8 +48,8 @@ def fatbin_dir(cp, tmp_path_factory):
     """Fatbins built by the repository's CMakeLists.txt: those in ``$DCDM_CUDA_FATBIN`` when
     it names a complete set (``bench/gpu_check.sh`` builds them once, before the tests),
     else a fresh build here (skips without nvcc/cmake)."""
-    env = os.environ.get(cuda.FATBIN_ENV)
-    if env and all((Path(env) / f"{src}.fatbin").is_file() for src in cuda.SOURCES):
+    env = os.environ.get(cuda_loader.FATBIN_ENV)
+    if env and all((Path(env) / f"{src}.fatbin").is_file() for src in cuda_loader.SOURCES):
         return Path(env)
     nvcc, cmake = shutil.which("nvcc"), shutil.which("cmake")
     if nvcc is None or cmake is None:
@@ -67,13 +67,13 @@ def fatbin_dir(cp, tmp_path_factory):
 def loader(request, cp, monkeypatch):
     """Run the test once per loader path; the modules are reloaded for each."""
     if request.param == "fatbin":
-        monkeypatch.setenv(cuda.FATBIN_ENV, str(request.getfixturevalue("fatbin_dir")))
-    cuda.set_loader(request.param)
+        monkeypatch.setenv(cuda_loader.FATBIN_ENV, str(request.getfixturevalue("fatbin_dir")))
+    cuda_loader.set_loader(request.param)
     try:
         yield request.param
-        assert all(o.startswith(request.param) for o in cuda.origins().values())
+        assert all(o.startswith(request.param) for o in cuda_loader.origins().values())
     finally:
-        cuda.set_loader(None)
+        cuda_loader.set_loader(None)
 
 
 # -- GPU: every kernel against the reference -------------------------------------------------
@@ -89,15 +89,15 @@ def test_matvecs_match_reference(cp, loader, rng, shape, dtype, boundary):
     tol = _tol(dtype)
     ref = reference.laplacian_matvec(g.padded_flags, x, np.empty_like(x), 4.0)
     xd = cp.asarray(x)
-    out = cuda.laplacian_matvec(cp.asarray(g.padded_flags), xd, cp.full(shape, np.nan, dtype),
-                                4.0)
+    out = cuda_kernels.laplacian_matvec(cp.asarray(g.padded_flags), xd,
+                                        cp.full(shape, np.nan, dtype), 4.0)
     np.testing.assert_allclose(cp.asnumpy(out), ref, rtol=tol, atol=tol * np.abs(ref).max())
     np.testing.assert_array_equal(cp.asnumpy(xd), x)
 
     xf = np.where(g.fluid, x, 0).astype(dtype)
     ref = reference.laplacian_matvec_fluid(g.stencil_code, xf, np.empty_like(xf), 4.0)
-    out = cuda.laplacian_matvec_fluid(cp.asarray(g.stencil_code), cp.asarray(xf),
-                                      cp.full(shape, np.nan, dtype), 4.0)
+    out = cuda_kernels.laplacian_matvec_fluid(cp.asarray(g.stencil_code), cp.asarray(xf),
+                                              cp.full(shape, np.nan, dtype), 4.0)
     np.testing.assert_allclose(cp.asnumpy(out), ref, rtol=tol, atol=tol * np.abs(ref).max())
 
 
@@ -110,7 +110,7 @@ def test_vector_kernels_match_reference(cp, loader, rng, dtype, n):
     xr, rr = x.copy(), r.copy()
     rr_ref = reference.cg_update(xr, rr, p, Ap, 0.37)
     xd, rd, pd, Apd = (cp.asarray(a) for a in (x, r, p, Ap))
-    rr_cuda = cuda.cg_update(xd, rd, pd, Apd, 0.37)
+    rr_cuda = cuda_kernels.cg_update(xd, rd, pd, Apd, 0.37)
     assert isinstance(rr_cuda, float)
     np.testing.assert_allclose(cp.asnumpy(xd), xr, rtol=tol, atol=tol)
     np.testing.assert_allclose(cp.asnumpy(rd), rr, rtol=tol, atol=tol)
@@ -118,16 +118,16 @@ def test_vector_kernels_match_reference(cp, loader, rng, dtype, n):
     assert rr_cuda == pytest.approx(float(r64 @ r64), rel=1e-12)
     assert rr_cuda == pytest.approx(rr_ref, rel=10 * tol)
 
-    d = cuda.dot(cp.asarray(x), cp.asarray(p))
+    d = cuda_kernels.dot(cp.asarray(x), cp.asarray(p))
     assert isinstance(d, float)
     assert d == pytest.approx(float(x.astype(np.float64) @ p), rel=1e-12, abs=1e-12 * n)
 
     zd, pd = cp.asarray(x), cp.asarray(p)
-    assert cuda.xpby(zd, -0.5, pd) is pd
+    assert cuda_kernels.xpby(zd, -0.5, pd) is pd
     np.testing.assert_allclose(cp.asnumpy(pd), reference.xpby(x, -0.5, p.copy()), rtol=tol,
                                atol=tol)
     yd = cp.asarray(r)
-    assert cuda.axpy(2.5, cp.asarray(x), yd) is yd
+    assert cuda_kernels.axpy(2.5, cp.asarray(x), yd) is yd
     np.testing.assert_allclose(cp.asnumpy(yd), reference.axpy(2.5, x, r.copy()), rtol=tol,
                                atol=tol)
 
@@ -135,10 +135,10 @@ def test_vector_kernels_match_reference(cp, loader, rng, dtype, n):
 @pytest.mark.gpu
 def test_reductions_are_deterministic_and_handle_empty(cp, loader, rng):
     x = cp.asarray(rng.standard_normal(2_000_003))
-    assert len({cuda.dot(x, x) for _ in range(5)}) == 1
+    assert len({cuda_kernels.dot(x, x) for _ in range(5)}) == 1
     e = cp.zeros(0)
-    assert cuda.dot(e, e) == 0.0
-    assert cuda.cg_update(e, e.copy(), e.copy(), e.copy(), 1.0) == 0.0
+    assert cuda_kernels.dot(e, e) == 0.0
+    assert cuda_kernels.cg_update(e, e.copy(), e.copy(), e.copy(), 1.0) == 0.0
 
 
 def _mg_level(rng, shape, dtype, boundary):
@@ -159,13 +159,13 @@ def test_mg_kernels_match_reference(cp, loader, rng, shape, dtype, boundary):
     for color in (0, 1):
         x1, xd = x.copy(), cp.asarray(x)
         reference.rbgs_sweep(code, x1, b, 4.0, color)
-        cuda.rbgs_sweep(cd, xd, bd, 4.0, color)
+        cuda_kernels.rbgs_sweep(cd, xd, bd, 4.0, color)
         np.testing.assert_allclose(cp.asnumpy(xd), x1, rtol=tol, atol=tol)
 
     cells = np.nonzero((code > 0) & (np.indices(shape).sum(axis=0) % 2 == 1))
     x1, xd = x.copy(), cp.asarray(x)
     reference.rbgs_cells(code, x1, b, 4.0, cells)
-    cuda.rbgs_cells(cd, xd, bd, 4.0, tuple(cp.asarray(c.astype(np.int64)) for c in cells))
+    cuda_kernels.rbgs_cells(cd, xd, bd, 4.0, tuple(cp.asarray(c.astype(np.int64)) for c in cells))
     np.testing.assert_allclose(cp.asnumpy(xd), x1, rtol=tol, atol=tol)
 
     factors = tuple(2 if n > 1 else 1 for n in shape)
@@ -174,14 +174,15 @@ def test_mg_kernels_match_reference(cp, loader, rng, shape, dtype, boundary):
     bc = np.full(cshape, np.nan, dtype=dtype)
     reference.residual_restrict(code, x, b, 4.0, ccode, bc, factors, 0.125)
     bcd = cp.full(cshape, np.nan, dtype=dtype)
-    cuda.residual_restrict(cd, cp.asarray(x), bd, 4.0, cp.asarray(ccode), bcd, factors, 0.125)
+    cuda_kernels.residual_restrict(cd, cp.asarray(x), bd, 4.0, cp.asarray(ccode), bcd, factors,
+                                   0.125)
     np.testing.assert_allclose(cp.asnumpy(bcd), bc, rtol=10 * tol,
                                atol=10 * tol * max(np.abs(bc).max(), 1))
 
     xc = rng.standard_normal(cshape).astype(dtype)
     x1, xd = x.copy(), cp.asarray(x)
     reference.prolong_add(xc, code, x1, factors)
-    cuda.prolong_add(cp.asarray(xc), cd, xd, factors)
+    cuda_kernels.prolong_add(cp.asarray(xc), cd, xd, factors)
     np.testing.assert_allclose(cp.asnumpy(xd), x1, rtol=tol, atol=tol)
 
 
@@ -192,30 +193,16 @@ def test_mg_kernels_take_2d_arrays_like_n0_n1_1(cp, loader, rng, shape):
     code3, x3, b3 = code[..., None], x[..., None], b[..., None]
     x1, xd = x3.copy(), cp.asarray(x)
     reference.rbgs_sweep(code3, x1, b3, 4.0, 1)
-    cuda.rbgs_sweep(cp.asarray(code), xd, cp.asarray(b), 4.0, 1)
+    cuda_kernels.rbgs_sweep(cp.asarray(code), xd, cp.asarray(b), 4.0, 1)
     np.testing.assert_allclose(cp.asnumpy(xd), x1[..., 0], rtol=1e-12, atol=1e-12)
     cshape = tuple(-(-n // 2) for n in shape)
     ccode = reference.stencil_code(np.pad(_flags(rng, cshape), 1, constant_values=1))
     bc = np.empty((*cshape, 1))
     reference.residual_restrict(code3, x3, b3, 4.0, ccode[..., None], bc, (2, 2, 1), 0.25)
     bcd = cp.empty(cshape)
-    cuda.residual_restrict(cp.asarray(code), cp.asarray(x), cp.asarray(b), 4.0,
-                           cp.asarray(ccode), bcd, (2, 2), 0.25)
+    cuda_kernels.residual_restrict(cp.asarray(code), cp.asarray(x), cp.asarray(b), 4.0,
+                                   cp.asarray(ccode), bcd, (2, 2), 0.25)
     np.testing.assert_allclose(cp.asnumpy(bcd), bc[..., 0], rtol=1e-11, atol=1e-11)
-
-
-@pytest.mark.gpu
-def test_coarse_solve_matches_reference(cp, rng):
-    M = rng.standard_normal((12, 12))
-    A = M @ M.T + 12 * np.eye(12)
-    b = rng.standard_normal(12)
-    L = np.linalg.cholesky(A)
-    for kind, F in (("cholesky", L), ("inverse", np.linalg.inv(A))):
-        x = np.empty(12)
-        reference.coarse_solve(kind, F, b, x)
-        xd = cp.empty(12)
-        cuda.coarse_solve(kind, cp.asarray(F), cp.asarray(b), xd)
-        np.testing.assert_allclose(cp.asnumpy(xd), x, rtol=1e-10)
 
 
 @pytest.mark.gpu
@@ -224,17 +211,17 @@ def test_fatbin_and_nvrtc_paths_agree(cp, fatbin_dir, rng, monkeypatch):
     x = cp.asarray(np.where(g.fluid, rng.standard_normal(g.shape), 0))
     code, fp = cp.asarray(g.stencil_code), cp.asarray(g.padded_flags)
     results = {}
-    monkeypatch.setenv(cuda.FATBIN_ENV, str(fatbin_dir))
+    monkeypatch.setenv(cuda_loader.FATBIN_ENV, str(fatbin_dir))
     try:
         for how in ("fatbin", "nvrtc"):
-            cuda.set_loader(how)
-            a = cuda.laplacian_matvec_fluid(code, x, cp.empty_like(x), 3.0)
-            m = cuda.laplacian_matvec(fp, x, cp.empty_like(x), 3.0)
-            results[how] = (cp.asnumpy(a), cp.asnumpy(m), cuda.dot(a, m))
-            assert set(cuda.origins()) == {"stencil", "vector"}
-            assert all(o.startswith(how) for o in cuda.origins().values())
+            cuda_loader.set_loader(how)
+            a = cuda_kernels.laplacian_matvec_fluid(code, x, cp.empty_like(x), 3.0)
+            m = cuda_kernels.laplacian_matvec(fp, x, cp.empty_like(x), 3.0)
+            results[how] = (cp.asnumpy(a), cp.asnumpy(m), cuda_kernels.dot(a, m))
+            assert set(cuda_loader.origins()) == {"stencil", "vector"}
+            assert all(o.startswith(how) for o in cuda_loader.origins().values())
     finally:
-        cuda.set_loader(None)
+        cuda_loader.set_loader(None)
     for u, v in zip(results["fatbin"], results["nvrtc"], strict=True):
         np.testing.assert_allclose(u, v, rtol=1e-14, atol=1e-14)
 
@@ -243,35 +230,37 @@ def test_fatbin_and_nvrtc_paths_agree(cp, fatbin_dir, rng, monkeypatch):
 def test_wrappers_reject_bad_arguments(cp):
     x = cp.zeros((4, 5))
     with pytest.raises(TypeError, match=r"x must be a CuPy array, got numpy\.ndarray"):
-        cuda.dot(np.zeros(3), cp.zeros(3))
+        cuda_kernels.dot(np.zeros(3), cp.zeros(3))
     with pytest.raises(TypeError, match="dtype int64; the CUDA kernels take float32 or float64"):
-        cuda.axpy(1.0, cp.zeros(3, dtype=np.int64), cp.zeros(3, dtype=np.int64))
+        cuda_kernels.axpy(1.0, cp.zeros(3, dtype=np.int64), cp.zeros(3, dtype=np.int64))
     with pytest.raises(ValueError, match=r"out \(\(4, 4\), float64\) does not match"):
-        cuda.laplacian_matvec_fluid(cp.zeros((4, 5), np.int8), x, cp.zeros((4, 4)), 1.0)
+        cuda_kernels.laplacian_matvec_fluid(cp.zeros((4, 5), np.int8), x, cp.zeros((4, 4)), 1.0)
     with pytest.raises(ValueError, match=r"fp must be an int8 CuPy array of shape \(6, 7\)"):
-        cuda.laplacian_matvec(cp.zeros((4, 5), np.int8), x, cp.empty_like(x), 1.0)
+        cuda_kernels.laplacian_matvec(cp.zeros((4, 5), np.int8), x, cp.empty_like(x), 1.0)
     with pytest.raises(ValueError, match="must be C-contiguous"):
-        cuda.xpby(x.T, 1.0, x.T.copy())
+        cuda_kernels.xpby(x.T, 1.0, x.T.copy())
     with pytest.raises(ValueError, match="color must be 0 or 1"):
-        cuda.rbgs_sweep(cp.zeros((4, 5), np.int8), x, x.copy(), 1.0, 2)
+        cuda_kernels.rbgs_sweep(cp.zeros((4, 5), np.int8), x, x.copy(), 1.0, 2)
 
 
 # -- no GPU needed: the loader's choices and errors ------------------------------------------
 
 
 def test_import_needs_no_gpu_and_use_without_one_says_why():
-    assert isinstance(cuda.available(), bool)
-    if cuda.available():
+    # the dispatch in dcdm.kernels asks the kernel module; it is the loader's check
+    assert cuda_kernels.available is cuda_loader.available
+    assert isinstance(cuda_kernels.available(), bool)
+    if cuda_kernels.available():
         pytest.skip("a CUDA device is present")
     with pytest.raises((ImportError, RuntimeError), match=r"dcdm\[cuda\]|no CUDA device"):
-        cuda.dot(np.zeros(2), np.zeros(2))
+        cuda_kernels.dot(np.zeros(2), np.zeros(2))
 
 
 def test_without_cupy_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy now raises ImportError
-    assert cuda.available() is False
+    assert cuda_kernels.available() is False
     with pytest.raises(ImportError, match=r"needs CuPy: pip install 'dcdm\[cuda\]'"):
-        cuda.laplacian_matvec(None, np.zeros((2, 2)), np.zeros((2, 2)), 1.0)
+        cuda_kernels.laplacian_matvec(None, np.zeros((2, 2)), np.zeros((2, 2)), 1.0)
 
 
 def _fake_cupy(error: Exception | None, count: int = 0):
@@ -292,29 +281,29 @@ def _fake_cupy(error: Exception | None, count: int = 0):
 ])
 def test_without_a_device_the_error_says_so(monkeypatch, error, count, why):
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(error, count))
-    monkeypatch.setattr(cuda._State, "device_ok", False)
-    assert cuda.available() is False
+    monkeypatch.setattr(cuda_loader._State, "device_ok", False)
+    assert cuda_kernels.available() is False
     with pytest.raises(RuntimeError, match=rf"no CUDA device \({why}\); .* 'numba' or 'numpy'"):
-        cuda.cg_update(*(np.zeros(3) for _ in range(4)), 1.0)
+        cuda_kernels.cg_update(*(np.zeros(3) for _ in range(4)), 1.0)
 
 
 def test_loader_choice_is_validated(monkeypatch):
     with pytest.raises(ValueError, match=r"loader='jit' is not a loader; choose one of"):
-        cuda.set_loader("jit")
-    monkeypatch.setenv(cuda.LOADER_ENV, "ptx")
+        cuda_loader.set_loader("jit")
+    monkeypatch.setenv(cuda_loader.LOADER_ENV, "ptx")
     with pytest.raises(ValueError, match=r"DCDM_CUDA_LOADER='ptx' is not a loader"):
-        cuda.loader()
-    monkeypatch.setenv(cuda.LOADER_ENV, "nvrtc")
-    assert cuda.loader() == "nvrtc"
-    cuda.set_loader("fatbin")
+        cuda_loader.loader()
+    monkeypatch.setenv(cuda_loader.LOADER_ENV, "nvrtc")
+    assert cuda_loader.loader() == "nvrtc"
+    cuda_loader.set_loader("fatbin")
     try:
-        assert cuda.loader() == "fatbin"
+        assert cuda_loader.loader() == "fatbin"
     finally:
-        cuda.set_loader(None)
-    assert cuda.loader() == "nvrtc"
+        cuda_loader.set_loader(None)
+    assert cuda_loader.loader() == "nvrtc"
 
 
-def _fake_fatbins(folder: Path, names=cuda.SOURCES) -> None:
+def _fake_fatbins(folder: Path, names=cuda_loader.SOURCES) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name in names:
         (folder / f"{name}.fatbin").write_bytes(b"\x50\xed\x55\xba")
@@ -322,78 +311,80 @@ def _fake_fatbins(folder: Path, names=cuda.SOURCES) -> None:
 
 def test_fatbin_env_folder_must_hold_every_fatbin(tmp_path, monkeypatch):
     _fake_fatbins(tmp_path, ["stencil"])
-    monkeypatch.setenv(cuda.FATBIN_ENV, str(tmp_path))
+    monkeypatch.setenv(cuda_loader.FATBIN_ENV, str(tmp_path))
     with pytest.raises(FileNotFoundError,
                        match=r"DCDM_CUDA_FATBIN=.* lacks vector.fatbin, mg.fatbin: build the "
                              r"fatbins with `cmake -S . -B build && cmake --build build`"):
-        cuda.find_fatbins()
+        cuda_loader.find_fatbins()
     _fake_fatbins(tmp_path)
-    assert cuda.find_fatbins() == {s: tmp_path / f"{s}.fatbin" for s in cuda.SOURCES}
+    assert cuda_loader.find_fatbins() == {s: tmp_path / f"{s}.fatbin" for s in cuda_loader.SOURCES}
 
 
 def test_checkout_fatbins_are_found_unless_stale(tmp_path, monkeypatch, caplog):
-    monkeypatch.delenv(cuda.FATBIN_ENV, raising=False)
-    monkeypatch.setattr(cuda, "_default_fatbin_dirs", lambda: [tmp_path / "build" / "cuda"])
-    assert cuda.find_fatbins() is None
+    monkeypatch.delenv(cuda_loader.FATBIN_ENV, raising=False)
+    monkeypatch.setattr(cuda_loader, "_default_fatbin_dirs", lambda: [tmp_path / "build" / "cuda"])
+    assert cuda_loader.find_fatbins() is None
     _fake_fatbins(tmp_path / "build" / "cuda")
-    found = cuda.find_fatbins()
+    found = cuda_loader.find_fatbins()
     assert found is not None and found["mg"] == tmp_path / "build" / "cuda" / "mg.fatbin"
     os.utime(found["vector"], (0, 0))  # older than vector.cu: stale
-    with caplog.at_level(logging.WARNING, logger="dcdm.kernels.cuda"):
-        assert cuda.find_fatbins() is None
+    with caplog.at_level(logging.WARNING, logger="dcdm.kernels.cuda_loader"):
+        assert cuda_loader.find_fatbins() is None
     assert "fatbins vector in" in caplog.text and "older than their sources" in caplog.text
 
 
 def test_default_fatbin_folder_is_the_checkouts_build_cuda():
     if not (ROOT / "CMakeLists.txt").is_file():
         pytest.skip("not a source checkout")
-    assert cuda._default_fatbin_dirs() == [ROOT / "build" / "cuda"]
+    assert cuda_loader._default_fatbin_dirs() == [ROOT / "build" / "cuda"]
 
 
 def test_fatbin_loader_without_fatbins_says_how_to_build(monkeypatch):
-    monkeypatch.delenv(cuda.FATBIN_ENV, raising=False)
-    monkeypatch.setattr(cuda, "_default_fatbin_dirs", list)
-    cuda.set_loader("fatbin")
+    monkeypatch.delenv(cuda_loader.FATBIN_ENV, raising=False)
+    monkeypatch.setattr(cuda_loader, "_default_fatbin_dirs", list)
+    cuda_loader.set_loader("fatbin")
     try:
         with pytest.raises(FileNotFoundError, match=r"no ahead-of-time fatbins .*`cmake -S \. "
                                                     r"-B build .* or use the 'nvrtc' loader"):
-            cuda._load(None, "stencil")
+            cuda_loader._load(None, "stencil")
     finally:
-        cuda.set_loader(None)
+        cuda_loader.set_loader(None)
 
 
 def test_nvrtc_source_inlines_the_header_with_line_directives():
-    text = cuda.nvrtc_source("stencil")
-    cu = (cuda.SOURCE_DIR / "stencil.cu").read_text().splitlines()
+    text = cuda_loader.nvrtc_source("stencil")
+    cu = (cuda_loader.SOURCE_DIR / "stencil.cu").read_text().splitlines()
     n = next(i for i, line in enumerate(cu, 1) if line.startswith('#include "common.cuh"'))
     assert '#include "common.cuh"' not in text
     assert '#line 1 "common.cuh"' in text and f'#line {n + 1} "stencil.cu"' in text
     assert "#define DCDM_BLOCK" in text and text.endswith(cu[-1] + "\n")
     with pytest.raises(ValueError, match=r"source='blas' is not a CUDA module"):
-        cuda.nvrtc_source("blas")
+        cuda_loader.nvrtc_source("blas")
 
 
 def test_kernel_table_and_constants_match_the_sources():
-    for source, names in cuda.KERNELS.items():
-        text = (cuda.SOURCE_DIR / f"{source}.cu").read_text()
+    for source, names in cuda_loader.KERNELS.items():
+        text = (cuda_loader.SOURCE_DIR / f"{source}.cu").read_text()
         for name in names:
             assert f" {name}_##SUFFIX(" in text, (source, name)
-    header = (cuda.SOURCE_DIR / "common.cuh").read_text()
-    assert f"#define DCDM_BLOCK {cuda.BLOCK}\n" in header
-    assert f"#define DCDM_REDUCE_BLOCKS {cuda.REDUCE_BLOCKS}\n" in header
-    assert sorted(p.stem for p in cuda.SOURCE_DIR.glob("*.cu")) == sorted(cuda.SOURCES)
+    header = (cuda_loader.SOURCE_DIR / "common.cuh").read_text()
+    assert f"#define DCDM_BLOCK {cuda_kernels.BLOCK}\n" in header
+    assert f"#define DCDM_REDUCE_BLOCKS {cuda_kernels.REDUCE_BLOCKS}\n" in header
+    sources = sorted(p.stem for p in cuda_loader.SOURCE_DIR.glob("*.cu"))
+    assert sources == sorted(cuda_loader.SOURCES)
 
 
 def test_mg_shapes_and_factors_are_checked():
+    mg_dims = cuda_kernels._mg_dims
     with pytest.raises(ValueError, match=r"factors must be 1 or 2 per axis, got \(3, 2, 2\)"):
-        cuda._mg_dims((6, 6, 6), (2, 3, 3), (3, 2, 2))
+        mg_dims((6, 6, 6), (2, 3, 3), (3, 2, 2))
     with pytest.raises(ValueError, match=r"coarse shape \(3, 3, 4\) is not fine shape"):
-        cuda._mg_dims((6, 6, 6), (3, 3, 4), (2, 2, 2))
+        mg_dims((6, 6, 6), (3, 3, 4), (2, 2, 2))
     with pytest.raises(ValueError, match="must all be 2-D or all 3-D"):
-        cuda._mg_dims((6, 6), (3, 3, 1), (2, 2))
+        mg_dims((6, 6), (3, 3, 1), (2, 2))
     # a trailing size-1 axis moves to the front (same memory), factors with it
-    assert cuda._mg_dims((7, 9, 1), (4, 5, 1), (2, 2, 1)) == ((1, 7, 9), (1, 4, 5), (0, 1, 1))
-    assert cuda._mg_dims((7, 9), (4, 9), (2, 1)) == ((1, 7, 9), (1, 4, 9), (0, 1, 0))
-    assert cuda._mg_dims((5, 6, 7), (3, 3, 7), (2, 2, 1)) == ((5, 6, 7), (3, 3, 7), (1, 1, 0))
+    assert mg_dims((7, 9, 1), (4, 5, 1), (2, 2, 1)) == ((1, 7, 9), (1, 4, 5), (0, 1, 1))
+    assert mg_dims((7, 9), (4, 9), (2, 1)) == ((1, 7, 9), (1, 4, 9), (0, 1, 0))
+    assert mg_dims((5, 6, 7), (3, 3, 7), (2, 2, 1)) == ((5, 6, 7), (3, 3, 7), (1, 1, 0))
     with pytest.raises(ValueError, match="exceeds the kernels' 2\\*\\*31 limit"):
-        cuda._grid(2**31, 4)
+        cuda_kernels._grid(2**31, 4)
