@@ -16,7 +16,7 @@ from array_api_compat import array_namespace, device
 
 from dcdm.kernels import arrays
 
-from .operators import as_operator
+from .operators import as_operator, positive_form_signs, signed_operator
 
 __all__ = ["SystemInputs", "check_same_array", "check_tolerances"]
 
@@ -129,10 +129,13 @@ class SystemInputs:
 
     def __init__(self, A, b, x0=None, *, rtol=1e-5, atol=0.0, maxiter=None):
         self.A = as_operator(A)
+        self.stats: dict[str, Any] = {}
         n = self.A.shape[0]
         self.rtol, self.atol, self.maxiter = check_tolerances(rtol, atol, maxiter, n)
-        if not hasattr(b, "shape"):
+        if not hasattr(b, "shape") or isinstance(b, np.matrix):
             b = np.asarray(b)
+        if isinstance(x0, np.matrix):
+            x0 = np.asarray(x0)
         b = arrays.detached(b)
         xp = array_namespace(b)
         self.xp = xp
@@ -161,3 +164,12 @@ class SystemInputs:
             self.x0 = xp.asarray(x1, dtype=xdtype, copy=True)
             if not bool(xp.all(xp.isfinite(self.x0))):
                 raise ValueError("x0 contains NaN or Inf entries")
+        signs = positive_form_signs(self.A)
+        if signs is not None:  # -A is SPD on the coupled rows: solve S A x = S b
+            self.A = signed_operator(self.A, signs)
+            self.b *= signs.astype(self.dtype)
+            flipped = int(np.sum(signs < 0))
+            self.stats["negated_rows"] = flipped
+            self.stats["operator_sign"] = (
+                f"negative (semi-)definite: {flipped} rows negated (S A x = S b, S = diag(+-1); "
+                "x and ||b - A x|| are those of the system as given)")

@@ -162,13 +162,15 @@ class _DeviceProjection:
         return float(self.xp.sqrt(self.xp.sum(m**2 * self.counts)))
 
 
-def detect_nullspace(A: sp.sparray | sp.spmatrix, rtol: float = 1e-12) -> ConstantNullSpace | None:
+def detect_nullspace(A: sp.sparray | sp.spmatrix,
+                     rtol: float | None = None) -> ConstantNullSpace | None:
     """Find constant null vectors of a graph-Laplacian-like sparse matrix.
 
-    A connected component (in the graph of ``A``) whose every row sums to zero,
-    to ``rtol`` times the largest diagonal entry, carries the constant in the
-    null space. This covers the pure-Neumann pressure matrices of fluid codes;
-    it finds no other kind of null vector.
+    A connected component (in the graph of ``A``) whose every row sums to zero, up to
+    ``rtol`` times the sum of the row's absolute values (default ``16 eps`` of ``A``'s
+    dtype: the rounding of the sum, no more), carries the constant in the null space.
+    This covers the pure-Neumann pressure matrices of fluid codes; it finds no other kind
+    of null vector. A nearly singular matrix (Neumann + ``1e-13 I``) is not singular.
 
     Returns
     -------
@@ -176,9 +178,12 @@ def detect_nullspace(A: sp.sparray | sp.spmatrix, rtol: float = 1e-12) -> Consta
         ``None`` when no such component exists.
     """
     A = sp.csr_array(A)
+    if rtol is None:
+        dtype = A.dtype if np.issubdtype(A.dtype, np.floating) else np.float64
+        rtol = 16 * float(np.finfo(dtype).eps)
     rowsum = np.abs(np.asarray(A.sum(axis=1)).ravel())
-    scale = max(float(np.abs(A.diagonal()).max(initial=0.0)), np.finfo(float).tiny)
-    zero = rowsum <= rtol * scale
+    rowabs = np.asarray(abs(A).sum(axis=1)).ravel()
+    zero = rowsum <= rtol * rowabs
     # isolated rows with a zero diagonal are not a constant null vector a solver can use
     if not zero.any():
         return None

@@ -33,6 +33,8 @@ __all__ = [
     "SparseOperator",
     "WrappedLinearOperator",
     "as_operator",
+    "positive_form_signs",
+    "signed_operator",
 ]
 
 
@@ -313,3 +315,42 @@ def as_operator(A) -> Any:
         f"A must be a scipy sparse matrix, a dense 2-D array, a scipy LinearOperator or an "
         f"object with shape, dtype and matvec(x, out=None); got {type(A).__name__}"
     )
+
+
+def positive_form_signs(A) -> np.ndarray | None:
+    """Row signs ``s`` (+-1) that turn an assembled negative (semi-)definite ``A`` into the
+    SPD ``diag(s) A``, or None when no row needs flipping.
+
+    Codes that assemble ``-Laplacian`` (PhiFlow's sign) give a matrix whose coupled rows
+    (with off-diagonal entries) all have negative diagonals, often beside decoupled rows
+    holding only a diagonal entry (obstacle cells). Flipping every coupled row, and every
+    decoupled row with a negative diagonal, keeps the matrix symmetric (a coupled row only
+    couples to coupled rows) and makes it positive (semi-)definite when ``-A`` was. Coupled
+    rows with diagonals of both signs: None (an indefinite matrix, which CG reports).
+    Only for assembled matrices (SciPy sparse, dense NumPy).
+    """
+    if not isinstance(A, (SparseOperator, DenseOperator)):
+        return None
+    C = A.to_csr()
+    n = C.shape[0]
+    d = C.diagonal()
+    rows = np.repeat(np.arange(n), np.diff(C.indptr))
+    off = (C.indices != rows) & (C.data != 0)
+    coupled = np.bincount(rows[off], minlength=n) > 0
+    negative = d < 0
+    if not negative.any():
+        return None
+    signs = np.ones(n)
+    if coupled.any() and negative[coupled].any():
+        if not negative[coupled].all():
+            return None
+        signs[coupled] = -1.0
+    signs[~coupled & negative] = -1.0
+    return signs
+
+
+def signed_operator(A, signs: np.ndarray):
+    """``diag(signs) A`` as a new operator of ``A``'s kind (``A`` is not modified)."""
+    if isinstance(A, DenseOperator):
+        return DenseOperator(signs[:, None].astype(A.dtype) * A.A)
+    return SparseOperator(sp.diags_array(signs.astype(A.dtype)) @ A.to_csr())

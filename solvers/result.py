@@ -37,6 +37,8 @@ class Reason(IntEnum):
     NAN_OR_INF = -9
     INDEFINITE_OPERATOR = -10
     STAGNATION = -12
+    INCONSISTENT_RHS = -13
+    UNCONFIRMED = -14
 
     @property
     def converged(self) -> bool:
@@ -60,6 +62,14 @@ _MESSAGES = {
     "precision, or a preconditioner that no longer helps) before the tolerance",
     Reason.INDEFINITE_OPERATOR: "p . A p <= 0: the operator is not positive definite "
     "(or is singular with an inconsistent right-hand side)",
+    Reason.INCONSISTENT_RHS: "A is singular and b has a component in its null space larger "
+    "than the tolerance, so no x meets it; x is the least-squares solution (b projected onto "
+    "the range of A met the tolerance; stats['rhs_nullspace_component'] is what remains). "
+    "For a pressure solve: the divergence has a net source in a closed region (fluid that "
+    "touches no AIR), e.g. boundary fluxes that do not balance",
+    Reason.UNCONFIRMED: "the iteration believed it had converged, but the true residual "
+    "recomputed at exit misses the tolerance (a callback that changed x, or rounding at the "
+    "tolerance)",
 }
 
 

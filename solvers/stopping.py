@@ -4,11 +4,18 @@
 
     ||b - A x||_2 <= max(rtol * ||b||_2, atol)
 
-on the true residual. For a singular system ``b`` is first projected onto the range of
-``A`` (its null-space component cannot be reduced), and that projected ``b`` is the one
-in the rule. A recursive residual that meets the tolerance is only a candidate: the
-solvers confirm it on the true residual (:meth:`StoppingRule.judge`), and restarts
-from a true residual that keeps failing to drop end the solve as ``STAGNATION``.
+on the true residual, ``b`` the caller's. A recursive residual that meets the tolerance
+is only a candidate: the solvers confirm it on the true residual
+(:meth:`StoppingRule.judge`), and restarts from a true residual that keeps failing to drop
+end the solve as ``STAGNATION``. At exit :meth:`StoppingRule.final` holds every method to
+the one invariant: a converged reason means the true residual meets the tolerance.
+
+Singular systems: the iterations run on ``b`` projected onto the range of ``A`` (the
+null-space component ``n`` of ``b`` cannot be reduced), and ``||b - A x||^2 =
+||P b - A x||^2 + n^2``. While ``n <= tol / 2`` the projected residual is driven to
+``sqrt(tol^2 - n^2)``, so the true one meets ``tol``; a larger ``n`` is an inconsistent
+right-hand side: the projected system is solved to ``rtol`` and the solve ends as
+``INCONSISTENT_RHS`` unless the true residual happens to meet ``tol``.
 """
 
 from __future__ import annotations
@@ -39,6 +46,15 @@ class StoppingRule:
         Validated tolerances (:func:`~dcdm.solvers.inputs.check_tolerances`).
     bnorm : float
         ``||b||`` of the right-hand side the rule measures against.
+    null : float
+        Norm of ``b``'s component in the null space of a singular ``A`` (0 otherwise).
+
+    Attributes
+    ----------
+    tol : float
+        The target of the iterated (projected) residual.
+    true_tol : float
+        ``max(rtol ||b||, atol)``, the bound on the true residual.
 
     Examples
     --------
@@ -50,9 +66,15 @@ class StoppingRule:
     #: confirmations in a row that failed to cut the true residual by 10%: stagnation
     STALLS = 3
 
-    def __init__(self, rtol: float, atol: float, bnorm: float):
-        self.rtol, self.atol, self.bnorm = rtol, atol, bnorm
-        self.tol = max(rtol * bnorm, atol)
+    def __init__(self, rtol: float, atol: float, bnorm: float, null: float = 0.0):
+        self.rtol, self.atol, self.bnorm, self.null = rtol, atol, bnorm, null
+        self.true_tol = max(rtol * bnorm, atol)
+        if null == 0.0:
+            self.tol = self.true_tol
+        elif null <= 0.5 * self.true_tol:
+            self.tol = math.sqrt(self.true_tol**2 - null**2)
+        else:  # inconsistent: the least-squares solution, to rtol of the projected b
+            self.tol = max(rtol * math.sqrt(max(bnorm**2 - null**2, 0.0)), atol)
         self.restarts = 0
         self._stalls = 0
         self._last_true = math.inf
@@ -86,3 +108,14 @@ class StoppingRule:
         if self._stalls >= self.STALLS:
             return Reason.STAGNATION
         return None
+
+    def final(self, reason: Reason, true_norm: float) -> Reason:
+        """The reason a solve reports, given the loop's and the true residual at exit: a
+        converged reason stands only if ``true_norm <= true_tol``; otherwise
+        ``INCONSISTENT_RHS`` (a singular system whose ``b`` has too large a null-space
+        component), ``NAN_OR_INF`` or ``UNCONFIRMED``."""
+        if not reason.converged or true_norm <= self.true_tol:
+            return reason
+        if not math.isfinite(true_norm):
+            return Reason.NAN_OR_INF
+        return Reason.INCONSISTENT_RHS if self.null > 0.0 else Reason.UNCONFIRMED

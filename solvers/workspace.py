@@ -28,6 +28,27 @@ from .stopping import StoppingRule
 __all__ = ["SolveWorkspace"]
 
 
+def _exponent(b, xp, dtype) -> int:
+    """``e`` such that ``b / 2**e`` has its largest entry in [1/2, 1), or 0 when ``b`` is
+    already within ``2**-L .. 2**L`` (L = 100 in float64, 30 in float32), where ``||b||^2``
+    neither under- nor overflows: normal inputs are left exactly as they are."""
+    amax = float(xp.max(xp.abs(b))) if b.shape[0] else 0.0
+    if amax == 0.0 or not math.isfinite(amax):
+        return 0
+    limit = 100 if np.dtype(dtype) == np.float64 else 30
+    e = math.frexp(amax)[1]
+    return e if abs(e) > limit else 0
+
+
+def _scale(v, e: int) -> None:
+    """``v *= 2**e`` in place, exactly, in steps each factor of which is representable."""
+    step = 1000 if arrays.host_dtype(v.dtype) == np.float64 else 100
+    while e:
+        k = max(-step, min(step, e))
+        v *= 2.0**k
+        e -= k
+
+
 class SolveWorkspace:
     """``A x = b`` ready to iterate on (see the module docstring).
 
@@ -67,9 +88,16 @@ class SolveWorkspace:
         self.out_shape = inputs.out_shape
         self.b = inputs.b
         self.x0 = inputs.x0
-        self.stats: dict[str, Any] = {}
-        # ||b|| of the rule: the caller's b (entries off the support included), or the
-        # projected b of a singular system
+        self.stats: dict[str, Any] = dict(inputs.stats)
+        # b (and x0, atol) scaled by an exact power of two so that no norm under- or
+        # overflows; undone at exit
+        self.shift = _exponent(self.b, self.xp, self.dtype)
+        if self.shift:
+            _scale(self.b, -self.shift)
+            if self.x0 is not None:
+                _scale(self.x0, -self.shift)
+            self.stats["rhs_scaled_by"] = f"2**{-self.shift}"
+        # ||b|| of the rule: the caller's b (entries off the support included)
         bnorm = self.norm(self.b)
         support = getattr(self.A, "support", None)
         self.matvec = self.A.matvec
@@ -82,7 +110,10 @@ class SolveWorkspace:
                 self.x0[self._off] = 0
             self.matvec = self.A.matvec_fluid
         self.nullspace = getattr(self.A, "nullspace", None)
+        self._b_raw = None
+        removed = 0.0
         if self.nullspace is not None:
+            self._b_raw = self.xp.asarray(self.b, copy=True)  # for the true residual at exit
             removed = self.nullspace.residual(self.b)
             self.nullspace.project(self.b, out=self.b)
             self.stats["nullspace"] = (
@@ -90,10 +121,10 @@ class SolveWorkspace:
                 "b and the iterates are projected onto the range of A"
             )
             self.stats["nullspace_dimension"] = self.nullspace.dimension
-            self.stats["rhs_nullspace_component"] = removed
-            bnorm = self.norm(self.b)
-        self.rule = StoppingRule(inputs.rtol, inputs.atol, bnorm)
-        self.stats["tolerance"] = self.rule.tol
+            self.stats["rhs_nullspace_component"] = math.ldexp(removed, self.shift)
+        atol = math.ldexp(inputs.atol, -self.shift)
+        self.rule = StoppingRule(inputs.rtol, atol, bnorm, removed)
+        self.stats["tolerance"] = math.ldexp(self.rule.true_tol, self.shift)
         self.stats["dtype"] = str(self.dtype)
         self._t0 = time.perf_counter()
 
@@ -162,7 +193,7 @@ class SolveWorkspace:
     def start(self):
         """Return ``(x, r)``: a private copy of ``x0`` (or zeros) and ``b - A x``."""
         xp = self.xp
-        if self.x0 is None:
+        if self.x0 is None or not self.rule.bnorm:  # b = 0: x = 0 is the solution
             x = xp.zeros_like(self.b)
             r = xp.asarray(self.b, copy=True)
         else:
@@ -198,7 +229,14 @@ class SolveWorkspace:
             x[self._off] = self._b_off
             self.b[self._off] = self._b_off
             self.matvec = self.A.matvec
-        rnorm = self.norm(self.residual(x))
+        b = self.b if self._b_raw is None else self._b_raw
+        if self._b_raw is not None and self._off is not None:
+            b[self._off] = self._b_off
+        r = self.A.matvec(x)
+        r *= -1
+        r += b
+        rnorm = self.norm(r)  # the true residual, of the caller's (unprojected) b
+        reason = self.rule.final(reason, rnorm)
         if not math.isfinite(rnorm) and reason.converged:
             reason = Reason.NAN_OR_INF
         solve_time = time.perf_counter() - self._t0
@@ -207,6 +245,10 @@ class SolveWorkspace:
             history[-1] = rnorm
         else:
             history = [rnorm]
+        if self.shift:
+            _scale(x, self.shift)
+            rnorm = math.ldexp(rnorm, self.shift)
+            history = [math.ldexp(h, self.shift) for h in history]
         stats = dict(self.stats)
         if self.rule.restarts:
             stats["residual_restarts"] = self.rule.restarts

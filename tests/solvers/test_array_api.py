@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dcdm import solve
+from dcdm import Reason, solve
 from dcdm.problems import CellType, Grid, gallery, scenes
 from dcdm.solvers import cg, dcdm, fcg
 from dcdm.solvers.precond import Jacobi
@@ -96,7 +96,9 @@ def test_singular_systems_project_on_torch(grid, method, rng):
     b = grid.mask(rng.standard_normal(grid.size))  # inconsistent
     ref = SOLVERS[method](A, b, M="jacobi", rtol=1e-8)
     res = SOLVERS[method](A, torch.from_numpy(b), M="jacobi", rtol=1e-8)
-    assert res.converged and res.iterations == ref.iterations
+    assert res.reason == ref.reason == Reason.INCONSISTENT_RHS
+    assert res.iterations == ref.iterations
+    assert res.residual_norm == pytest.approx(ref.residual_norm, rel=1e-8)
     assert res.stats["nullspace_dimension"] == ref.stats["nullspace_dimension"]
     assert res.stats["rhs_nullspace_component"] == pytest.approx(
         ref.stats["rhs_nullspace_component"], rel=1e-10)

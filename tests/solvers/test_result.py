@@ -2,6 +2,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from dcdm import Reason, SolveResult, scipy_cg, solve
 from dcdm.problems import gallery
@@ -36,5 +37,7 @@ def test_scipy_cg_info_semantics():
     assert info == 0 and np.linalg.norm(b - C @ x) <= 1e-8 * np.linalg.norm(b)
     x, info = scipy_cg(C, b, rtol=1e-12, maxiter=4)
     assert info == 4
-    x, info = scipy_cg(-C, b)
+    x, info = scipy_cg(-C, b)  # negative definite: solved as -C x = -b, as scipy does
+    assert info == 0 and np.linalg.norm(b + C @ x) <= 1e-5 * np.linalg.norm(b)
+    x, info = scipy_cg(C - 4 * sp.eye_array(C.shape[0]), b)  # indefinite: breakdown
     assert info < 0
