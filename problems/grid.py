@@ -254,10 +254,19 @@ class GridLaplacian:
         """Boolean 1-D mask of the unknowns (FLUID cells); see :meth:`matvec_fluid`."""
         return self.grid.fluid.reshape(-1)
 
+    def _vector(self, x):
+        """``x`` as the kernels take it: an integer or boolean NumPy vector (or an
+        ``np.matrix``) becomes a float one of the operator's dtype, never truncated."""
+        if isinstance(x, np.ndarray) and (type(x) is not np.ndarray
+                                          or x.dtype.kind not in "f"):
+            return np.asarray(x).astype(self.dtype)
+        return x
+
     def matvec_fluid(self, x, out=None):
         """``A @ x`` for ``x`` that is zero off :attr:`support` (about 2x faster than
         :meth:`matvec`; wrong for any other ``x``). The solvers use it for their
         Krylov vectors, which live on the FLUID cells."""
+        x = self._vector(x)
         code, out = self._kernel_args(x, out, 1)
         kernels.laplacian_matvec_fluid(code, x.reshape(self.grid.shape),
                                        out.reshape(self.grid.shape), self.scale)
@@ -265,6 +274,7 @@ class GridLaplacian:
 
     def matvec(self, x, out=None):
         """Return ``A @ x`` (``x`` 1-D of length ``grid.size``); writes into ``out`` if given."""
+        x = self._vector(x)
         fp, out = self._kernel_args(x, out, 0)
         kernels.laplacian_matvec(fp, x.reshape(self.grid.shape), out.reshape(self.grid.shape),
                                  self.scale)
@@ -276,6 +286,8 @@ class GridLaplacian:
         if isinstance(x, np.ndarray):
             arr = self.grid.padded_flags if which == 0 else self.grid.stencil_code
             return arr, np.empty_like(x) if out is None else out
+        if not hasattr(x, "dtype"):
+            raise TypeError(f"x must be an array, got {type(x).__name__}")
         return self.grid.kernel_arrays(x)[which], x * 0 if out is None else out
 
     def __matmul__(self, x):

@@ -28,8 +28,8 @@ def check_tolerances(rtol, atol, maxiter, n: int) -> tuple[float, float, int]:
         if isinstance(val, bool) or not isinstance(val, numbers.Real):
             raise TypeError(f"{name} must be a real number, got {type(val).__name__}")
         val = float(val)
-        if not math.isfinite(val) or val < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {val}")
+        if math.isnan(val) or val < 0:
+            raise ValueError(f"{name} must be a number >= 0 (inf: stop at once), got {val}")
         out.append(val)
     if maxiter is None:
         maxiter = 10 * n

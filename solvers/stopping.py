@@ -68,7 +68,7 @@ class StoppingRule:
 
     def __init__(self, rtol: float, atol: float, bnorm: float, null: float = 0.0):
         self.rtol, self.atol, self.bnorm, self.null = rtol, atol, bnorm, null
-        self.true_tol = max(rtol * bnorm, atol)
+        self.true_tol = max(rtol * bnorm if bnorm else 0.0, atol)  # inf * 0 is not 0
         if null == 0.0:
             self.tol = self.true_tol
         elif null <= 0.5 * self.true_tol:
@@ -81,7 +81,7 @@ class StoppingRule:
 
     def converged_reason(self) -> Reason:
         """``CONVERGED_RTOL`` or ``CONVERGED_ATOL``: whichever term sets the tolerance."""
-        if self.rtol * self.bnorm >= self.atol:
+        if (self.rtol * self.bnorm if self.bnorm else 0.0) >= self.atol:
             return Reason.CONVERGED_RTOL
         return Reason.CONVERGED_ATOL
 

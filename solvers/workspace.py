@@ -126,6 +126,7 @@ class SolveWorkspace:
         self.rule = StoppingRule(inputs.rtol, atol, bnorm, removed)
         self.stats["tolerance"] = math.ldexp(self.rule.true_tol, self.shift)
         self.stats["dtype"] = str(self.dtype)
+        self._confirmed = None
         self._t0 = time.perf_counter()
 
     @property
@@ -188,12 +189,16 @@ class SolveWorkspace:
         """
         self.residual(x, out=r)
         rnorm = self.norm(r)
-        return rnorm, self.rule.judge(rnorm)
+        verdict = self.rule.judge(rnorm)
+        if verdict is not None and verdict.converged:
+            self._confirmed = rnorm  # the loop ends here, x as it is: finish reuses it
+        return rnorm, verdict
 
     def start(self):
         """Return ``(x, r)``: a private copy of ``x0`` (or zeros) and ``b - A x``."""
         xp = self.xp
-        if self.x0 is None or not self.rule.bnorm:  # b = 0: x = 0 is the solution
+        if self.x0 is None or not self.rule.bnorm or not bool(xp.any(self.x0)):
+            # no x0, or b = 0 (x = 0 is the solution), or x0 = 0: r = b, no mat-vec
             x = xp.zeros_like(self.b)
             r = xp.asarray(self.b, copy=True)
         else:
@@ -229,13 +234,16 @@ class SolveWorkspace:
             x[self._off] = self._b_off
             self.b[self._off] = self._b_off
             self.matvec = self.A.matvec
-        b = self.b if self._b_raw is None else self._b_raw
-        if self._b_raw is not None and self._off is not None:
-            b[self._off] = self._b_off
-        r = self.A.matvec(x)
-        r *= -1
-        r += b
-        rnorm = self.norm(r)  # the true residual, of the caller's (unprojected) b
+        if self._confirmed is not None and self._off is None and self._b_raw is None:
+            rnorm = self._confirmed  # b - A x of this very x, computed by confirm()
+        else:
+            b = self.b if self._b_raw is None else self._b_raw
+            if self._b_raw is not None and self._off is not None:
+                b[self._off] = self._b_off
+            r = self.A.matvec(x)
+            r *= -1
+            r += b
+            rnorm = self.norm(r)  # the true residual, of the caller's (unprojected) b
         reason = self.rule.final(reason, rnorm)
         if not math.isfinite(rnorm) and reason.converged:
             reason = Reason.NAN_OR_INF
