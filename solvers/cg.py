@@ -89,7 +89,8 @@ def cg(
     >>> res.converged, np.round(res.x, 6).tolist()
     (True, [0.090909, 0.636364])
     """
-    ws = SolveWorkspace(SystemInputs(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter))
+    ws = SolveWorkspace(SystemInputs(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter,
+                                      callback=callback))
     P, setup_time = setup_preconditioner(M, ws.A, ws.b, precond_options, method="cg",
                                          linear_spd=True)
     x, r = ws.start()

@@ -44,7 +44,7 @@ from dcdm import kernels
 from .directions import Directions
 from .inputs import SystemInputs
 from .precond.base import require_grid
-from .precond.neural import check_network_dtype, resolve_network
+from .precond.neural import check_model, check_network_dtype, resolve_network
 from .result import Reason, SolveResult
 from .workspace import SolveWorkspace
 
@@ -143,13 +143,16 @@ def dcdm(
         )
     if window is None:
         window = 2 if variant == "paper" else 4
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError(f"window must be an integer >= 1, got {window!r}")
+    for name, value in (("window", window), ("stall_window", stall_window)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if precond_options:
         raise TypeError(f"dcdm got unexpected keyword argument(s) {sorted(precond_options)}")
     network_dtype = check_network_dtype(network_dtype)
+    check_model(model)
     grid = require_grid(A, "method='dcdm'", ": the network acts on the grid")
-    prob = SolveWorkspace(SystemInputs(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter))
+    prob = SolveWorkspace(SystemInputs(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter,
+                                      callback=callback))
     t0 = time.perf_counter()
     net = resolve_network(model, grid, like=prob.b, dtype=network_dtype)
     S = _second_direction(second, prob.A) if variant == "robust" else None

@@ -76,7 +76,8 @@ def fcg(
     """
     if isinstance(truncation, bool) or not isinstance(truncation, int) or truncation < 1:
         raise ValueError(f"truncation must be an integer >= 1, got {truncation!r}")
-    ws = SolveWorkspace(SystemInputs(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter))
+    ws = SolveWorkspace(SystemInputs(A, b, x0, rtol=rtol, atol=atol, maxiter=maxiter,
+                                      callback=callback))
     P, setup_time = setup_preconditioner(M, ws.A, ws.b, precond_options, method="fcg")
     x, r = ws.start()
     reason, it, hist = _iterate(ws, x, r, P, truncation, callback)

@@ -18,7 +18,16 @@ from dcdm.kernels import arrays
 
 from .operators import as_operator, positive_form_signs, signed_operator
 
-__all__ = ["SystemInputs", "check_same_array", "check_tolerances"]
+__all__ = ["SystemInputs", "check_callback", "check_same_array", "check_tolerances"]
+
+
+def check_callback(callback) -> None:
+    """A ``TypeError`` unless ``callback`` is None or callable as ``callback(xk)``."""
+    if callback is not None and not callable(callback):
+        raise TypeError(
+            f"callback must be a callable taking the iterate (callback(xk)) or None, got "
+            f"{type(callback).__name__}"
+        )
 
 
 def check_tolerances(rtol, atol, maxiter, n: int) -> tuple[float, float, int]:
@@ -118,6 +127,8 @@ class SystemInputs:
     rtol, atol : float
     maxiter : int
 
+    ``callback`` is only checked (callable or None).
+
     Examples
     --------
     >>> import numpy as np
@@ -127,7 +138,8 @@ class SystemInputs:
     ([1.0, 2.0], 'float64', 20)
     """
 
-    def __init__(self, A, b, x0=None, *, rtol=1e-5, atol=0.0, maxiter=None):
+    def __init__(self, A, b, x0=None, *, rtol=1e-5, atol=0.0, maxiter=None, callback=None):
+        check_callback(callback)
         self.A = as_operator(A)
         self.stats: dict[str, Any] = {}
         n = self.A.shape[0]

@@ -100,7 +100,18 @@ class Preconditioner:
             self._build(A)
         self.setup_time = time.perf_counter() - t0
         self.built = True
+        self.built_for = _fingerprint(A)
         return self
+
+    def check_operator(self, A) -> None:
+        """A ``ValueError`` unless this (built) preconditioner was built for ``A``: the
+        same shape and, for grid operators, the same grid (flags, spacing, boundary)."""
+        mine, theirs = getattr(self, "built_for", None), _fingerprint(A)
+        if mine is not None and mine != theirs:
+            raise ValueError(
+                f"M={self.name!r} was built for another operator ({mine[0]}) than A "
+                f"({theirs[0]}); build it on A (M.build(A)) or pass M={self.name!r} by name"
+            )
 
     def _build(self, A) -> None:  # pragma: no cover - trivial default
         pass
@@ -125,6 +136,16 @@ class Preconditioner:
     def stats(self) -> dict[str, Any]:
         """Setup time and memory figures, merged into ``SolveResult.stats``."""
         return {"preconditioner": self.name, "precond_setup_time": self.setup_time}
+
+
+def _fingerprint(A) -> tuple:
+    """What a built preconditioner must match: a description, shape and grid identity."""
+    shape = tuple(getattr(A, "shape", ()))
+    grid = getattr(A, "grid", None)
+    if grid is None:
+        return (f"shape {shape}", shape)
+    key = (grid.flags.tobytes(), grid.spacing, int(grid.boundary))
+    return (f"grid {grid.shape}, spacing {grid.spacing}", shape, hash(key))
 
 
 def check_array(r, what: str) -> None:

@@ -51,6 +51,16 @@ class FunctionPreconditioner(Preconditioner):
 
     def apply(self, r, out=None):
         z = self._fn(r)
+        if z is None:
+            raise TypeError(
+                "M returned None: a preconditioner callable must return M r, an array of "
+                f"r's shape {tuple(r.shape)} (did it write in place and forget to return?)"
+            )
+        if tuple(getattr(z, "shape", np.shape(z))) not in (tuple(r.shape), (r.shape[0], 1)):
+            raise ValueError(
+                f"M returned an array of shape {tuple(np.shape(z))} for r of shape "
+                f"{tuple(r.shape)}: a preconditioner must map a vector to one of the same size"
+            )
         if isinstance(r, np.ndarray):
             z = np.asarray(z, dtype=r.dtype).reshape(r.shape)
         if out is None:

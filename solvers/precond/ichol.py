@@ -241,6 +241,12 @@ class MIC0(IC0):
         (IC) one, the unmodified pivot is used (counted in
         ``stats["mic_safety_fallbacks"]``).
 
+    A modified factorization that breaks down (a pivot that had to be replaced: on
+    finite-element matrices MIC(0)'s compensation can drive pivots to zero, and the
+    factor becomes useless, e.g. ``r . M^-1 r ~ 1e45``) is redone with ``tau`` halved,
+    down to :attr:`MIN_TAU`, and then as IC(0); ``stats["tau_used"]`` and
+    ``stats["mic0_retries"]`` say so. So ``M="mic0"`` works wherever IC(0) does.
+
     Examples
     --------
     >>> import dcdm
@@ -256,11 +262,31 @@ class MIC0(IC0):
 
     name = "mic0"
     _modified = True
+    #: below this ``tau`` a breaking-down factorization falls back to IC(0)
+    MIN_TAU = 0.05
 
     def __init__(self, tau: float = 0.97, sigma: float = 0.25) -> None:
         super().__init__()
         self._tau = _check_param("tau", tau, 0.0, 1.0, low_open=True, high_open=False)
         self._sigma = _check_param("sigma", sigma, 0.0, 1.0, low_open=False, high_open=True)
+        self.tau_used = self._tau
+        self.retries = 0
+
+    def _build(self, A) -> None:
+        tau, self.retries = self._tau, 0
+        try:
+            while True:
+                super()._build(A)
+                if self.pivot_fixes == 0 or not self._modified:
+                    break
+                self.retries += 1
+                self._tau /= 2
+                if self._tau < self.MIN_TAU:
+                    self._modified = False  # this instance only: plain IC(0)
+        finally:
+            self.tau_used = self._tau if self._modified else 0.0
+            self._tau = tau
+            self.__dict__.pop("_modified", None)
 
     @property
     def tau(self) -> float:
@@ -279,4 +305,6 @@ class MIC0(IC0):
         s["sigma"] = self._sigma
         if self.built:
             s["mic_safety_fallbacks"] = self._fallbacks
+            s["tau_used"] = self.tau_used
+            s["mic0_retries"] = self.retries
         return s

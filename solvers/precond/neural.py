@@ -14,6 +14,7 @@ refuses it; use ``method="fcg"`` (or ``method="dcdm"``, which builds its own).
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +27,25 @@ from dcdm.kernels import arrays
 
 from .base import Preconditioner, check_array, require_grid
 
-__all__ = ["Neural", "check_network_dtype", "resolve_network"]
+__all__ = ["Neural", "check_model", "check_network_dtype", "resolve_network"]
+
+
+def check_model(model) -> None:
+    """``model`` must be None (the shipped weights), a shipped name or checkpoint path (a
+    non-empty string or path) or a callable network; a clear error naming it otherwise."""
+    if model is None or callable(model) or isinstance(model, os.PathLike):
+        return
+    if isinstance(model, str):
+        if not model.strip():
+            raise ValueError(
+                "model='' names no network: pass None (the shipped weights), a shipped name "
+                "('dcdm-2d', 'dcdm-3d'), a checkpoint path or a callable"
+            )
+        return
+    raise TypeError(
+        f"model must be None, a shipped name, a checkpoint path or a callable network, got "
+        f"{type(model).__name__} {model!r}"
+    )
 
 
 def check_network_dtype(network_dtype) -> str | None:
@@ -46,6 +65,7 @@ def resolve_network(model, grid, like=None, dtype: str | None = None) -> Callabl
     ``like``'s device, so that each call runs where the solver's vectors are. ``dtype``
     (a checked ``network_dtype``) sets the precision of a network's forward pass.
     """
+    check_model(model)
     if callable(model) and not isinstance(model, str) and not hasattr(model, "state_dict"):
         net = model
         if dtype is not None and not hasattr(net, "dtype_name"):
@@ -101,6 +121,7 @@ class Neural(Preconditioner):
 
     def __init__(self, model=None, network_dtype: str | None = None):
         super().__init__()
+        check_model(model)
         self.model = model
         self.network_dtype = check_network_dtype(network_dtype)
         self.network_seconds = 0.0

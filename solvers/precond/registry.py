@@ -166,7 +166,10 @@ def make_preconditioner(M, A, **options) -> Preconditioner | None:
             f"not a {type(M).__name__}"
         )
     if isinstance(M, Preconditioner):
-        return M if M.built else M.build(A)
+        if not M.built:
+            return M.build(A)
+        M.check_operator(A)
+        return M
     return FunctionPreconditioner(M).build(A)
 
 

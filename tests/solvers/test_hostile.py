@@ -231,3 +231,56 @@ def test_converged_means_the_true_residual_meets_the_tolerance(system):
     scale = np.max(np.abs(b))
     assert res.residual_norm == pytest.approx(
         np.linalg.norm((b - A @ res.x) / scale) * scale, rel=1e-6, abs=1e-300)
+
+
+# -- 7. MIC0 on a finite-element matrix --------------------------------------------------------
+
+
+def test_mic0_never_fails_where_ic0_works(rng):
+    pyamg = pytest.importorskip("pyamg")
+    A = pyamg.gallery.load_example("bar")["A"].tocsr()  # SPD, finite elements
+    b = rng.standard_normal(A.shape[0])
+    ic = dcdm.solve(A, b, M="ic0", rtol=1e-8, maxiter=2000)
+    mic = dcdm.solve(A, b, M="mic0", rtol=1e-8, maxiter=2000)
+    assert ic.converged and mic.converged
+    assert mic.stats["mic0_retries"] >= 1 and mic.stats["tau_used"] < 0.97
+    assert mic.stats["pivot_fixes"] == 0
+    # on a Poisson grid nothing changes: no retry, the requested tau
+    A, b = gallery.smoke((16, 16, 16), obstacles=3)
+    res = dcdm.solve(A, b, M="mic0", rtol=1e-8)
+    assert res.stats["mic0_retries"] == 0 and res.stats["tau_used"] == 0.97
+
+
+# -- 14. errors that name the argument ---------------------------------------------------------
+
+
+A14, B14 = gallery.smoke((10, 10), obstacles=1)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    (dict(M=lambda r: None), TypeError, "M returned None"),
+    (dict(M=lambda r: r[:-1]), ValueError, r"M returned an array of shape \(99,\)"),
+    (dict(callback=5), TypeError, "callback must be a callable"),
+    (dict(method="dcdm", model=""), ValueError, "model='' names no network"),
+    (dict(method="dcdm", model=123), TypeError, "model must be None, a shipped name"),
+    (dict(M="neural", method="fcg", model=123), TypeError, "model must be None"),
+    (dict(method="dcdm", model=lambda r: r, stall_window=0), ValueError,
+     "stall_window must be an integer >= 1, got 0"),
+    (dict(method="dcdm", model=lambda r: r, stall_window=-3), ValueError, "stall_window"),
+    (dict(method="dcdm", model=lambda r: r, stall_window="x"), ValueError, "stall_window"),
+    (dict(method="dcdm", model=lambda r: r, stall_window=2.5), ValueError, "stall_window"),
+])
+def test_errors_name_the_argument(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        dcdm.solve(A14, B14, **kwargs)
+
+
+def test_a_preconditioner_built_on_another_grid_is_refused():
+    other, _ = gallery.smoke((10, 10), obstacles=1, seed=7)
+    P = make_preconditioner("mg", other)
+    with pytest.raises(ValueError, match="M='mg' was built for another operator"):
+        dcdm.solve(A14, B14, M=P)
+    bigger, _ = gallery.poisson((12, 12))
+    with pytest.raises(ValueError, match="was built for another operator"):
+        dcdm.solve(A14, B14, M=make_preconditioner("jacobi", bigger.to_csr()))
+    assert dcdm.solve(A14, B14, M=make_preconditioner("mg", A14)).converged
