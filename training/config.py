@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RESUME_MAY_CHANGE", "DataMix", "ModelConfig", "TrainConfig", "add_arguments",
-           "config_from_args"]
+__all__ = ["MAX_PARAMS", "MODEL_LIMITS", "RESUME_MAY_CHANGE", "DataMix", "ModelConfig",
+           "TrainConfig", "add_arguments", "config_from_args"]
 
 
 def _check_fields(cls, d: dict[str, Any], list_known: bool = False) -> None:
@@ -40,6 +41,31 @@ def _check_ints(obj, names, low: int, prefix: str = "") -> None:
             raise ValueError(f"{prefix}{name} must be {what}, got {v!r}")
 
 
+def _flag(name: str) -> str:
+    """A :class:`TrainConfig` field as errors name it: the field and its ``dcdm train`` flag."""
+    return f"{name} (--{name.replace('_', '-')})"
+
+
+def _check_floats(obj, names, low: float, high: float = math.inf, *,
+                  open_low: bool = True) -> None:
+    """``ValueError`` naming the first field in ``names`` that is not a finite real number
+    in ``(low, high)`` (``[low, high)`` with ``open_low=False``)."""
+    bounds = (f"in ({low:g}, {high:g})" if high < math.inf
+              else f"{'>' if open_low else '>='} {low:g}")
+    for name in names:
+        v = getattr(obj, name)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if not (ok and (low < v if open_low else low <= v) and v < high):
+            raise ValueError(f"{_flag(name)} must be a finite number {bounds}, got {v!r}")
+
+
+# The largest network a config (or a weights meta) may describe: generous for this problem
+# (the paper's nets have ~0.1 M parameters), small enough to be refused before building.
+MODEL_LIMITS = {"channels": 512, "kernel": 11, "convs_before": 64, "convs_coarse": 64,
+                "convs_after": 64, "levels": 6}
+MAX_PARAMS = 2**25
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Shape of a :class:`DCDMNet`.
@@ -57,6 +83,10 @@ class ModelConfig:
         Number of AvgPool(2)/upsample levels (paper: 1).
     kernel : int
         Odd convolution width (paper: 3).
+
+    Each field is bounded by :data:`MODEL_LIMITS` and the parameter count by
+    :data:`MAX_PARAMS`, so an absurd config (say, from a hand-edited weights meta) is
+    refused before any tensor is allocated.
 
     Examples
     --------
@@ -84,6 +114,22 @@ class ModelConfig:
                     "ModelConfig.")
         if self.kernel % 2 == 0:
             raise ValueError(f"ModelConfig.kernel must be odd ('same' padding), got {self.kernel}")
+        for name, high in MODEL_LIMITS.items():
+            if getattr(self, name) > high:
+                raise ValueError(f"ModelConfig.{name} must be at most {high}, got "
+                                 f"{getattr(self, name)}")
+        if self.param_count > MAX_PARAMS:
+            raise ValueError(f"ModelConfig has {self.param_count:,} parameters, more than the "
+                             f"{MAX_PARAMS:,} allowed; use fewer channels, convs or a smaller "
+                             "kernel")
+
+    @property
+    def param_count(self) -> int:
+        """Trainable parameters of the :class:`DCDMNet` built from this config."""
+        c, kd = self.channels, self.kernel**self.dim
+        convs = (max(self.levels, 1) * self.convs_before + self.convs_coarse
+                 + self.levels * self.convs_after)
+        return (kd + 1) * c + convs * (c * c * kd + c) + c + 1
 
     def to_dict(self) -> dict[str, int]:
         """The fields as a plain dict (JSON-ready)."""
@@ -91,9 +137,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        """Inverse of :meth:`to_dict`; unknown keys (or values that are not integers) raise
+        ``ValueError``."""
         _check_fields(cls, d, list_known=True)
-        return cls(**{k: int(v) for k, v in d.items()})
+        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -231,8 +278,13 @@ class TrainConfig:
             raise ValueError("the data mix is empty: set ritz, random, smooth or residual > 0")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if not (self.lr > 0 and self.lr_final > 0):
-            raise ValueError(f"lr and lr_final must be > 0, got {self.lr}, {self.lr_final}")
+        _check_floats(self, ("lr", "lr_final"), 0.0)
+        _check_floats(self, ("cos_weight", "scale_weight"), 0.0, open_low=False)
+        _check_floats(self, ("validation_rtol",), 0.0, 1.0)
+        if self.threads is not None and (isinstance(self.threads, bool)
+                                         or not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"{_flag('threads')} must be a positive integer or None, got "
+                             f"{self.threads!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         object.__setattr__(self, "obstacles", tuple(int(v) for v in self.obstacles))

@@ -2,10 +2,11 @@
 
 One run: seeded scenes (training and held-out validation), the data mix of
 :mod:`dcdm.training.data`, Adam with a geometric learning-rate decay per epoch,
-the loss of :mod:`dcdm.training.loss`. After every epoch it writes
-``OUT/checkpoint.safetensors`` + ``.json`` atomically: model, Adam state, torch
-RNG states, epoch/step counters and the histories, so ``resume=True`` continues
-bit for bit where it stopped. Every ``validate_every`` epochs (and after the
+the loss of :mod:`dcdm.training.loss`. After every epoch it writes a checkpoint,
+``OUT/checkpoint-EEEEE.safetensors`` + ``.json`` (:mod:`dcdm.training.checkpoint`:
+model, Adam state, torch RNG states, epoch/step counters and the histories), so
+``resume=True`` continues bit for bit where it stopped, even after a kill in the
+middle of a write. Every ``validate_every`` epochs (and after the
 last) the network is run inside the DCDM solver on the validation scenes and
 the best checkpoint by solver iterations is written to ``OUT/best``; the last
 weights go to ``OUT/final`` and the loss curve to ``OUT/loss.png``.
@@ -14,6 +15,10 @@ Checkpoints are selected by the solver, not by the loss: the calibration in
 ``reference/dcdm.md`` saw a net with a much worse loss be the only one that
 converged. If :mod:`dcdm.solvers.dcdm` is not importable the validation loss is
 used instead (logged, and recorded as ``validation_metric``).
+
+A step whose loss is not finite, or that leaves non-finite weights, stops the run with
+:class:`TrainingDivergedError` before anything is written: the last checkpoint and the
+best weights stay those of the last good epoch.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import torch
 
 from dcdm.kernels.optional import maybe
 
-from . import weights
+from . import checkpoint, weights
 from .config import TrainConfig
 from .data import Dataset, build_dataset, make_scenes, random_rhs, solve_samples
 from .loss import dcdm_loss
@@ -38,9 +43,14 @@ from .model import DCDMNet
 from .torch_ops import GridOperator
 from .validate import solver_available, validation_runs
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingDivergedError", "train"]
 
 log = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(FloatingPointError, ValueError):
+    """The loss or the weights turned non-finite (also a ``ValueError``: the CLI reports it
+    in one line)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,8 @@ class TrainResult:
     Attributes
     ----------
     best_path, final_path, checkpoint_path : Path
-        ``.safetensors`` files (each with its ``.json`` meta).
+        ``.safetensors`` files (each with its ``.json`` meta); the checkpoint is the
+        run's last, ``OUT/checkpoint-EEEEE``.
     plot_path : Path or None
         The loss-curve PNG (None if matplotlib is missing).
     loss_history : tuple of float
@@ -210,6 +221,14 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    TrainingDivergedError
+        A step's loss, or the weights after it, are not finite (nothing of that epoch
+        is written).
+    ValueError
+        ``resume`` with a config that differs from the checkpoint's, or a damaged checkpoint.
     """
     tqdm = maybe("tqdm.auto") if progress else None  # progress bars are a nicety
     start = time.perf_counter()
@@ -237,16 +256,18 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
     state: dict[str, Any] = {"epoch": 0, "step": 0, "loss": [], "epoch_loss": [],
                              "validation": [], "best": None, "wall_time": 0.0,
                              "epoch_seconds": []}
-    ckpt = out / "checkpoint.safetensors"
-    if resume and ckpt.exists():
-        state = weights.load_checkpoint(ckpt, model, opt, gen, config)
+    found = checkpoint.load_checkpoint(out, model, opt, gen, config) if resume else None
+    if found is not None:
+        ckpt, state = found
         log.info("resuming %s at epoch %d, step %d", ckpt, state["epoch"], state["step"])
     else:
+        ckpt = None
         if resume:
-            log.warning("resume=True but %s does not exist: starting afresh", ckpt)
+            log.warning("resume=True but %s holds no checkpoint: starting afresh", out)
         for stale in ("best", "final"):  # a fresh run must not pick up an older run's files
             for suffix in (".safetensors", ".json"):
                 (out / f"{stale}{suffix}").unlink(missing_ok=True)
+    checkpoint.remove_checkpoints(out, keep=ckpt)  # an older run's, and stale temporaries
     metric = "iterations" if solver_available() and split.validation else "loss"
     if metric == "loss":
         log.warning("dcdm.solvers.dcdm is not available (or no validation scenes): the best "
@@ -267,11 +288,15 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
             idx = perm[i:i + config.batch_size]
             b, scene, e = _batch(data, idx, device, fmt)
             loss = _loss(model, b, scene, op, config, e)
+            losses.append(loss.item())
+            if not math.isfinite(losses[-1]):
+                raise _diverged(config, epoch, state["step"] + 1, f"the loss is {losses[-1]}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(loss.item())
             state["step"] += 1
+            if not torch.stack([p.isfinite().all() for p in model.parameters()]).all():
+                raise _diverged(config, epoch, state["step"], "non-finite weights after the step")
             if bar is not None:
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
         state["loss"] += losses
@@ -282,7 +307,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
         if (epoch + 1) % config.validate_every == 0 or last:
             _validate_epoch(model, config, split, val_data, val_op, device, state, out, metric)
         state["wall_time"] = wall0 + time.perf_counter() - start
-        weights.save_checkpoint(ckpt, model, opt, gen, state, config)
+        ckpt = checkpoint.save_checkpoint(out, model, opt, gen, state, config)
         log.info("epoch %d/%d: loss %.4g (lr %.2e, %.1f s)%s", epoch + 1, config.epochs,
                  state["epoch_loss"][-1], _lr(config, epoch), state["epoch_seconds"][-1],
                  f", validation {state['validation'][-1]}" if state["validation"] else "")
@@ -298,6 +323,14 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
     return TrainResult(best, final, ckpt, plot, tuple(state["loss"]), tuple(state["epoch_loss"]),
                        tuple(state["validation"]), metric, best_epoch,
                        wall0 + time.perf_counter() - start)
+
+
+def _diverged(config: TrainConfig, epoch: int, step: int, what: str) -> TrainingDivergedError:
+    return TrainingDivergedError(
+        f"training diverged at epoch {epoch + 1}, step {step}: {what}; nothing of this epoch "
+        f"was written (the checkpoint and weights in {config.out} are the last good epoch's, if "
+        f"any); start afresh with a lower --lr (was {config.lr:g})"
+    )
 
 
 def _loss_name(config: TrainConfig) -> str:

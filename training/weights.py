@@ -10,15 +10,16 @@ meta (``schema_version`` 1) holds::
     date), training (the TrainConfig as a dict, or null), sha256 (of the
     .safetensors bytes), plus anything the writer adds
 
-Both files are written to a temporary file in the target folder and moved into
-place with ``os.replace``, tensors first, meta last, so a reader sees either the
-old pair or the new one (the checksum in the meta catches a torn pair).
+Both files are written to a temporary file in the target folder, fsync'ed and moved
+into place with ``os.replace`` (the folder fsync'ed), tensors first, meta last: a
+reader never sees a partial file, and the checksum in the meta catches the torn pair
+a kill between the two renames leaves (training checkpoints, which must survive any
+kill, never rewrite a pair: see :mod:`dcdm.training.checkpoint`).
 
 Shipped weights live in ``dcdm/training/weights/``: ``dcdm-2d`` and ``dcdm-3d``.
 
-A training run's state (:func:`save_checkpoint` / :func:`load_checkpoint`: model, Adam
-state, RNG states, counters and histories, so a resumed run continues bit for bit) and
-its cached training data (:func:`save_dataset` / :func:`load_dataset`) use the same format.
+A training run's checkpoints (:mod:`dcdm.training.checkpoint`) and its cached training
+data (:func:`save_dataset` / :func:`load_dataset`) use the same format.
 
 Examples
 --------
@@ -47,7 +48,6 @@ import torch
 from dcdm._version import __version__
 from dcdm.kernels.optional import require
 
-from .config import RESUME_MAY_CHANGE, TrainConfig
 from .model import DCDMNet, ModelConfig
 
 if TYPE_CHECKING:
@@ -58,14 +58,12 @@ __all__ = [
     "SHIPPED",
     "WEIGHTS_DIR",
     "WeightsNotFoundError",
-    "load_checkpoint",
     "load_dataset",
     "load_model",
     "load_network",
     "read_meta",
     "read_tensors",
     "resolve",
-    "save_checkpoint",
     "save_dataset",
     "save_weights",
     "write_tensors",
@@ -124,6 +122,22 @@ def _atomic_write(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames in ``folder`` durable before the next write (POSIX; a no-op where
+    folders cannot be opened, e.g. on Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_tensors(path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
@@ -334,72 +348,7 @@ _CACHE: dict[tuple, Any] = {}  # insertion-ordered: the oldest entry is evicted 
 _CACHE_SIZE = 4
 
 
-# -- a training run's state ------------------------------------------------------------------
-def save_checkpoint(path, model: DCDMNet, optimizer: torch.optim.Optimizer,
-                    generator: torch.Generator, state: Mapping[str, Any],
-                    config: TrainConfig) -> Path:
-    """Write a training checkpoint: the model, the optimizer's state, the torch RNG states
-    (global, CUDA, and the shuffling ``generator``), ``state`` (``epoch`` and ``step``
-    counters, histories) and the ``config``; returns the tensor path."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    opt_sd = optimizer.state_dict()
-    scalars: dict[str, dict[str, Any]] = {}
-    for idx, st in opt_sd["state"].items():
-        for key, val in st.items():
-            if torch.is_tensor(val):
-                tensors[f"optim.{idx}.{key}"] = val
-            else:
-                scalars.setdefault(str(idx), {})[key] = val
-    tensors["rng.torch"] = torch.get_rng_state()
-    tensors["rng.shuffle"] = generator.get_state()
-    if torch.cuda.is_available():
-        tensors["rng.cuda"] = torch.cuda.get_rng_state()
-    tensors["counters"] = torch.tensor([state["epoch"], state["step"]], dtype=torch.int64)
-    meta = {"kind": "checkpoint", "dim": config.dim, "model": config.model_config().to_dict(),
-            "param_count": model.param_count(), "training": config.to_dict(),
-            "optimizer": {"param_groups": opt_sd["param_groups"], "scalars": scalars},
-            "state": state}
-    return write_tensors(path, tensors, meta)
-
-
-def load_checkpoint(path, model: DCDMNet, optimizer: torch.optim.Optimizer,
-                    generator: torch.Generator, config: TrainConfig) -> dict[str, Any]:
-    """Restore what :func:`save_checkpoint` wrote into ``model``, ``optimizer``,
-    ``generator`` and the torch RNGs; returns the ``state`` dict.
-
-    Raises ``ValueError`` if ``config`` differs from the checkpoint's in a field
-    outside :data:`~dcdm.training.config.RESUME_MAY_CHANGE`.
-    """
-    tensors, meta = read_tensors(path, required=("dim", "model", "training", "state"))
-    saved = TrainConfig.from_dict(meta["training"]).to_dict()
-    ours = config.to_dict()
-    diff = sorted(k for k in ours if k not in RESUME_MAY_CHANGE and saved[k] != ours[k])
-    if diff:
-        raise ValueError(
-            f"{path}: cannot resume: the config differs from the checkpoint's in "
-            + ", ".join(f"{k} ({saved[k]!r} -> {ours[k]!r})" for k in diff)
-            + f"; only {sorted(RESUME_MAY_CHANGE)} may change (or start afresh without resume)"
-        )
-    net = model_from(tensors, meta, path, prefix="model.")
-    model.load_state_dict(net.state_dict())
-    opt_state: dict[int, dict[str, Any]] = {}
-    for name, val in tensors.items():
-        if name.startswith("optim."):
-            _, idx, key = name.split(".", 2)
-            opt_state.setdefault(int(idx), {})[key] = val
-    for idx, extra in meta["optimizer"]["scalars"].items():
-        opt_state.setdefault(int(idx), {}).update(extra)
-    optimizer.load_state_dict({"state": opt_state,
-                               "param_groups": meta["optimizer"]["param_groups"]})
-    torch.set_rng_state(tensors["rng.torch"])
-    generator.set_state(tensors["rng.shuffle"])
-    if "rng.cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state(tensors["rng.cuda"])
-    state = dict(meta["state"])
-    state["epoch"], state["step"] = (int(v) for v in tensors["counters"])
-    return state
-
-
+# -- cached training data -------------------------------------------------------------------
 def save_dataset(path, data: Dataset, key: Mapping[str, Any]) -> Path:
     """Cache training data under ``key`` (what generated it); returns the tensor path."""
     tensors = {"b": data.b, "scene": data.scene, "kind": data.kind,

@@ -61,3 +61,23 @@ def test_from_dict_rejects_unknown():
 def test_wrong_input_shape():
     with pytest.raises(ValueError, match=r"expects input of shape \(B, 1, n, n\)"):
         DCDMNet(dim=2)(torch.zeros(1, 1, 4, 4, 4))
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"dim": 2}, {"dim": 3, "channels": 4, "levels": 0}, {"dim": 2, "levels": 3, "kernel": 5},
+    {"dim": 3, "convs_before": 3, "convs_coarse": 1, "convs_after": 0, "levels": 2},
+])
+def test_config_param_count_matches_the_network(kwargs):
+    config = ModelConfig(**kwargs)
+    assert config.param_count == DCDMNet(config).param_count()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"channels": 513}, "channels must be at most 512, got 513"),
+    ({"levels": 7}, "levels must be at most 6"),
+    ({"convs_after": 65}, "convs_after must be at most 64"),
+    ({"channels": 10**30}, "channels must be at most 512"),
+])
+def test_config_bounds(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**kwargs)

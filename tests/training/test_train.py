@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pytest
@@ -138,3 +139,65 @@ def test_cli_train(tmp_path, capsys):
     assert weights.read_meta(out / "final")["training"]["seed"] == 3
     assert cli.main([*argv, "--epochs", "2", "--resume"]) == 0
     assert "for 2 epochs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("lr", float("inf"), r"lr \(--lr\) must be a finite number > 0, got inf"),
+    ("lr", float("nan"), r"lr \(--lr\) must be a finite number > 0, got nan"),
+    ("lr_final", float("-inf"), r"lr_final \(--lr-final\) must be a finite number > 0"),
+    ("cos_weight", float("inf"), r"cos_weight \(--cos-weight\) must be a finite number >= 0"),
+    ("scale_weight", float("nan"), r"scale_weight \(--scale-weight\) must be a finite number"),
+    ("scale_weight", -1.0, r"scale_weight \(--scale-weight\) must be a finite number >= 0"),
+    ("validation_rtol", -1.0, r"validation_rtol \(--validation-rtol\) must be a finite number "
+     r"in \(0, 1\), got -1.0"),
+    ("validation_rtol", float("nan"), r"validation_rtol \(--validation-rtol\) must be"),
+    ("validation_rtol", 1.0, r"validation_rtol \(--validation-rtol\) must be"),
+    ("lr", True, r"lr \(--lr\) must be a finite number > 0, got True"),
+    ("lr", "0.1", r"lr \(--lr\) must be a finite number > 0, got '0.1'"),
+    ("threads", -2, r"threads \(--threads\) must be a positive integer or None, got -2"),
+    ("threads", 0, r"threads \(--threads\) must be a positive integer or None, got 0"),
+])
+def test_config_refuses_bad_hyper_parameters(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize("flag, value, name", [
+    ("--lr", "inf", "--lr"), ("--lr-final", "nan", "--lr-final"),
+    ("--validation-rtol", "-1", "--validation-rtol"), ("--threads", "-2", "--threads"),
+])
+def test_cli_train_refuses_bad_hyper_parameters_at_once(tmp_path, capsys, flag, value, name):
+    assert cli.main(["train", flag, value, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dcdm: error: ") and name in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()  # refused before anything ran
+
+
+def test_cli_train_stops_when_the_weights_turn_non_finite(tmp_path, capsys):
+    # lr 1e30: the first Adam step leaves weights of 1e30, the second NaN weights, and the
+    # energy loss of a NaN net reads 1.0 (one step per epoch)
+    argv = ["train", "--n", "12", "--scenes", "1", "--ritz", "0", "--random", "4", "--smooth",
+            "0", "--residual", "0", "--epochs", "2", "--batch-size", "4", "--channels", "4",
+            "--validation-scenes", "0", "--out", str(tmp_path), "--no-progress",
+            "--lr", "1e30", "--lr-final", "1e30"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"dcdm: error: training diverged at epoch 2, step 2: non-finite "
+                     r"weights .*lower --lr", err), err
+    assert not list(tmp_path.glob("final*"))
+
+
+def test_training_stops_on_a_non_finite_loss_and_keeps_the_last_good_files(tmp_path,
+                                                                           monkeypatch):
+    import dcdm.training.train as train_mod
+
+    config = dataclasses.replace(TINY, out=str(tmp_path))
+    train(dataclasses.replace(config, epochs=1), progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.suffix != ".png"}
+    loss = train_mod.dcdm_loss
+    monkeypatch.setattr(train_mod, "dcdm_loss", lambda *a, **k: loss(*a, **k) * float("nan"))
+    with pytest.raises(train_mod.TrainingDivergedError,
+                       match=r"training diverged at epoch 2, step 11: the loss is nan"):
+        train(config, resume=True, progress=False)
+    after = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.suffix != ".png"}
+    assert after == before  # checkpoint, best and final weights as the last good epoch left them

@@ -165,3 +165,32 @@ def test_model_objects_pass_through():
     with pytest.raises(ValueError, match="3-D weights on a 2-D grid"):
         weights.load_network(wrapped, dim=2)
     assert np.isfinite(wrapped(np.ones((4, 4, 4)))).all()
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("channels", 100_000, r"ModelConfig.channels must be at most 512, got 100000"),
+    ("levels", 3000, r"ModelConfig.levels must be at most 6, got 3000"),
+    ("kernel", 10**9 + 1, r"ModelConfig.kernel must be at most 11"),
+    ("convs_coarse", 10**6, r"ModelConfig.convs_coarse must be at most 64"),
+    ("channels", 1e5, r"ModelConfig.channels must be a positive integer, got 100000.0"),
+    ("dim", 1000, r"ModelConfig.dim must be 2 or 3, got 1000"),
+])
+def test_meta_dimensions_are_bounded_before_building(saved, field, value, match):
+    """A meta with a valid checksum but absurd dimensions: a clear error naming the file,
+    not torch's allocation error or seconds of building."""
+    _, path = saved
+    meta = json.loads(path.with_suffix(".json").read_text())
+    _edit_meta(path, model={**meta["model"], field: value})
+    with pytest.raises(ValueError, match=rf"net\.safetensors: bad model config in the meta: "
+                                         rf"{match}"):
+        weights.load_model(path)
+
+
+def test_meta_parameter_count_is_bounded(saved):
+    _, path = saved
+    meta = json.loads(path.with_suffix(".json").read_text())
+    _edit_meta(path, dim=3, model={**meta["model"], "dim": 3, "channels": 300})
+    with pytest.raises(ValueError, match=r"net\.safetensors: bad model config in the meta: "
+                                         r"ModelConfig has 34,032,901 parameters, more than the "
+                                         r"33,554,432 allowed"):
+        weights.load_model(path)
