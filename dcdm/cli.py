@@ -30,6 +30,15 @@ def _load_problem(args) -> tuple[object, np.ndarray, str]:
     return A, b, f"{args.problem} n={args.n} seed={args.seed}"
 
 
+def _check_precond(method: str, precond: str | None) -> None:
+    """Refuse ``--precond`` with ``--method dcdm`` as :func:`dcdm.solve` refuses ``M``."""
+    if method == "dcdm" and precond not in (None, "auto"):
+        raise ValueError(
+            f"--method dcdm takes no preconditioner --precond (got {precond!r}; its "
+            "preconditioner is the network): drop --precond, or use --method fcg --precond neural"
+        )
+
+
 def _combinations(method: str, precond: str | None) -> list[tuple[str, str | None, dict]]:
     """``(method, M, options)`` to run: one, or for ``--method all`` the registries'
     comparison matrix (:func:`dcdm.solvers.compare.comparison_matrix`), restricted to
@@ -44,6 +53,7 @@ def _combinations(method: str, precond: str | None) -> list[tuple[str, str | Non
 def cmd_solve(args) -> int:
     from dcdm.solvers.compare import compare, format_table
 
+    _check_precond(args.method, args.precond)
     A, b, name = _load_problem(args)
     print(f"problem: {name}; n = {A.shape[0]}; rtol = {args.rtol:g}")
     rows, skipped = compare(A, b, _combinations(args.method, args.precond), rtol=args.rtol,
@@ -58,6 +68,7 @@ def cmd_solve(args) -> int:
 def cmd_demo(args) -> int:
     from dcdm.problems.smoke.demo import run_demo
 
+    _check_precond(args.method, args.precond)
     out = run_demo(n=args.n, steps=args.steps, ndim=2 if args.two_d else 3, method=args.method,
                    precond=args.precond, out=args.out, seed=args.seed, compare=args.compare,
                    rtol=args.rtol, progress=not args.no_progress, report=print)
@@ -163,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, TypeError, OSError, ImportError) as exc:  # OSError: unreadable, unwritable
         print(f"dcdm: error: {exc}", file=sys.stderr)
         return 2
 

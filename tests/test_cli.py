@@ -1,5 +1,9 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from dcdm import cli
 from dcdm.problems import gallery, io
@@ -54,3 +58,94 @@ def test_info(capsys):
     out = capsys.readouterr().out
     assert "kernel back-ends" in out and "jacobi" in out
     assert np.__version__ in out
+
+
+def _laplacian_1d(n: int = 5) -> sp.csr_array:
+    return sp.csr_array(sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(n, n)))
+
+
+def _one_error_line(err: str, *fragments: str) -> None:
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dcdm: error: "), err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, err)
+
+
+def test_out_of_range_index_is_refused_not_a_segfault(tmp_path):
+    # a crash here kills the process (rc 139), so the CLI runs in a child process
+    A = _laplacian_1d()
+    indices = np.where(A.indices == 4, 1000, A.indices).astype(A.indices.dtype)
+    path = tmp_path / "bad.npz"
+    np.savez(path, format=np.array("dcdm-csr-1"), data=A.data, indices=indices,
+             indptr=A.indptr, shape=np.array(A.shape), b=np.ones(5))
+    proc = subprocess.run([sys.executable, "-m", "dcdm.cli", "solve", str(path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    _one_error_line(proc.stderr, str(path), "column indices must lie in 0..4, found 1000")
+
+
+def test_npz_without_b_is_one_line(tmp_path, capsys):
+    A = _laplacian_1d()
+    path = tmp_path / "nob.npz"
+    np.savez(path, format=np.array("dcdm-csr-1"), data=A.data, indices=A.indices,
+             indptr=A.indptr, shape=np.array(A.shape))
+    assert cli.main(["solve", str(path)]) == 2
+    _one_error_line(capsys.readouterr().err, str(path), "no right-hand side 'b'")
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io as stdio
+
+    buf = stdio.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("write", "expected"),
+    [
+        (lambda p: p.write_text("hello\n"), "is a text file, not an .npz archive"),
+        (lambda p: p.write_bytes(_npy_bytes(np.ones(3))),
+         "holds a single NumPy array (.npy format), not an .npz archive"),
+    ],
+    ids=["text", "npy"],
+)
+def test_not_an_npz_says_what_it_is(tmp_path, capsys, write, expected):
+    path = tmp_path / "system.npz"
+    write(path)
+    assert cli.main(["solve", str(path)]) == 2
+    _one_error_line(capsys.readouterr().err, str(path), expected)
+
+
+def test_solve_scipy_save_npz_with_b(tmp_path, capsys):
+    path = tmp_path / "scipy.npz"
+    sp.save_npz(path, sp.csr_matrix(_laplacian_1d(20)))
+    with np.load(path, allow_pickle=False) as z:
+        np.savez(path, b=np.ones(20), **z)
+    assert cli.main(["solve", str(path), "--rtol", "1e-9"]) == 0
+    assert "CONVERGED_RTOL" in capsys.readouterr().out
+
+
+def test_solve_scipy_save_npz_without_b_asks_for_it(tmp_path, capsys):
+    path = tmp_path / "scipy.npz"
+    sp.save_npz(path, sp.csr_matrix(_laplacian_1d(20)))
+    assert cli.main(["solve", str(path)]) == 2
+    _one_error_line(capsys.readouterr().err, str(path), "no right-hand side 'b'")
+
+
+@pytest.mark.parametrize("command", ["solve", "demo"])
+def test_dcdm_refuses_a_preconditioner(tmp_path, capsys, command):
+    argv = [command, "--method", "dcdm", "--precond", "mg"]
+    if command == "demo":
+        argv += ["--2d", "--n", "8", "--steps", "1", "--out", str(tmp_path / "d")]
+    else:
+        argv += ["--problem", "poisson2d", "--n", "8"]
+    assert cli.main(argv) == 2
+    _one_error_line(capsys.readouterr().err, "--method dcdm takes no preconditioner --precond",
+                    "--method fcg --precond neural")
+    assert not (tmp_path / "d").exists()
+
+
+def test_dcdm_with_precond_auto_is_accepted():
+    assert cli._combinations("dcdm", "auto") == [("dcdm", None, {})]

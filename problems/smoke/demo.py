@@ -134,7 +134,7 @@ def run_demo(
     precond : str or None
         Preconditioner name for CG/FCG (``"auto"``: geometric multigrid).
     out : path
-        Output folder (created).
+        Output folder (created; a ``ValueError`` names it when it cannot be).
     seed : int or None
         Seed of the inflow perturbation.
     compare : int
@@ -157,7 +157,11 @@ def run_demo(
         method = "cg"
     M = None if method == "dcdm" else (precond or "auto")
     folder = Path(out)
-    (folder / "systems").mkdir(parents=True, exist_ok=True)
+    try:
+        (folder / "systems").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a regular file on the path, no permission, a read-only disk
+        raise ValueError(f"out {str(out)!r} cannot be used as the output folder: "
+                         f"{exc.strerror}: {exc.filename}") from exc
     sim = Simulation(rising_smoke(n, ndim=ndim, seed=seed, method=method, M=M, rtol=rtol))
     cfg = sim.config
     frame_every = max(1, math.ceil(steps / 150))

@@ -280,3 +280,136 @@ def test_save_linear_operator_is_a_clear_type_error(tmp_path):
         io.save(tmp_path / "a.npz", L, np.ones(3))
     with pytest.raises(TypeError, match="cannot be assembled into a matrix"):
         io.write_matrix_market(tmp_path / "a.mtx", L)
+
+
+# -- .npz: hostile and foreign files (issue 12, items 10 and 11) ------------------------------
+
+
+def _csr_arrays(**changes) -> dict[str, np.ndarray]:
+    """A dcdm-csr-1 archive of the 1-D Laplacian on 5 unknowns, with ``changes`` applied."""
+    A = sp.csr_array(sp.diags_array([-1.0, 2.0, -1.0], offsets=[-1, 0, 1], shape=(5, 5)))
+    arrays = {"format": np.array("dcdm-csr-1"), "data": A.data, "indices": A.indices,
+              "indptr": A.indptr, "shape": np.array(A.shape), "b": np.ones(5)}
+    arrays.update(changes)
+    return {k: v for k, v in arrays.items() if v is not None}
+
+
+_INDICES = np.array([0, 1, 0, 1, 2, 1, 2, 3, 2, 3, 4, 3, 4], dtype=np.int32)
+_INDPTR = np.array([0, 2, 5, 8, 11, 13], dtype=np.int32)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"indices": np.where(_INDICES == 4, 1000, _INDICES)},
+         r"column indices must lie in 0\.\.4, found 1000"),
+        ({"indices": np.where(_INDICES == 4, -1, _INDICES)},
+         r"column indices must lie in 0\.\.4, found -1"),
+        ({"indptr": np.array([0, 2, 5, 4, 11, 13])}, "indptr must be non-decreasing"),
+        ({"indptr": np.array([1, 2, 5, 8, 11, 13])}, r"indptr must start at 0, got 1"),
+        ({"indptr": _INDPTR[:-1]}, r"indptr must have 6 entries \(rows \+ 1\), got 5"),
+        ({"indptr": np.array([0, 2, 5, 8, 11, 12])},
+         r"indptr ends at 12 but there are 13 stored entries"),
+        ({"data": np.ones(12)}, r"data has 12 entries but indices has 13"),
+        ({"indices": _INDICES.astype(float)}, r"indices must be an integer array, got float64"),
+        ({"indptr": _INDPTR.reshape(1, -1)}, r"indptr must be 1-D, got shape \(1, 6\)"),
+        ({"data": np.array(["a"] * 13)}, r"data must be a numeric array, got <U1"),
+        ({"shape": np.array([5, 5, 1])}, r"shape must be two non-negative integers"),
+        ({"shape": np.array([5.0, 5.0])}, r"shape must be two non-negative integers"),
+        ({"shape": np.array([5, 6])}, r"A must be square, got shape \(5, 6\)"),
+        ({"b": np.ones(4)}, r"b has 4 entries but A has 5 rows"),
+        ({"x": np.ones(6)}, r"x has 6 entries but A has 5 rows"),
+        ({"b": np.array(["x"] * 5)}, r"b must be a numeric array, got <U1"),
+        ({"b": None}, r"holds a 'dcdm-csr-1' system but no right-hand side 'b'.*np\.savez"),
+        ({"indptr": None}, r"has no array 'indptr'"),
+        ({"format": np.array("dcdm-grid-1"), "flags": np.full((2, 3), 7), "spacing": np.array(1.0),
+          "boundary": np.array(0), "b": np.ones(6)}, r"flags contain unknown cell codes \[7\]"),
+        ({"format": np.array("dcdm-grid-1"), "flags": np.ones((2, 3), dtype=np.int8),
+          "spacing": np.ones(2), "boundary": np.array(0), "b": np.ones(6)},
+         r"spacing must be one number, got array\(\[1\., 1\.\]\)"),
+    ],
+    ids=["index-too-large", "index-negative", "indptr-decreasing", "indptr-start",
+         "indptr-length", "indptr-end", "data-length", "float-indices", "2d-indptr",
+         "text-data", "shape-3", "float-shape", "not-square", "b-size", "x-size", "text-b",
+         "no-b", "no-indptr", "grid-flags", "grid-spacing"],
+)
+def test_load_csr_npz_validates_before_any_kernel(tmp_path, changes, message):
+    path = tmp_path / "hostile.npz"
+    np.savez(path, **_csr_arrays(**changes))
+    with pytest.raises(ValueError, match=message) as err:
+        io.load(path)
+    assert str(path) in str(err.value)
+
+
+def test_load_valid_csr_npz_control(tmp_path):
+    path = tmp_path / "ok.npz"
+    np.savez(path, **_csr_arrays(indices=_INDICES.astype(np.uint64), indptr=_INDPTR))
+    p = io.load(path)
+    assert_array_equal(p.A.matvec(np.ones(5)), [1.0, 0.0, 0.0, 0.0, 1.0])
+
+
+def test_load_text_file_named_npz(tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_text("just some text\n")
+    with pytest.raises(ValueError, match=r"notes\.npz is a text file, not an \.npz archive"):
+        io.load(path)
+
+
+def test_load_npy_renamed_npz(tmp_path):
+    path = tmp_path / "array.npz"
+    with open(path, "wb") as fh:
+        np.save(fh, np.ones(3))
+    with pytest.raises(ValueError, match=r"array\.npz holds a single NumPy array \(\.npy "
+                       r"format\), not an \.npz archive"):
+        io.load(path)
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04broken", b"\x00\x01\x02binary"])
+def test_load_corrupt_npz(tmp_path, content):
+    path = tmp_path / "corrupt.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"corrupt\.npz .*not .*\.npz archive"):
+        io.load(path)
+
+
+def test_load_directory_named_npz(tmp_path):
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(ValueError, match=r"dir\.npz is a directory"):
+        io.load(tmp_path / "dir.npz")
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_load_scipy_save_npz_with_b(tmp_path, rng, fmt):
+    C = _spd_matrix(rng)
+    path = tmp_path / "scipy.npz"
+    sp.save_npz(path, sp.csr_matrix(C).asformat(fmt))
+    b = rng.standard_normal(C.shape[0])
+    with np.load(path, allow_pickle=False) as z:
+        np.savez(path, b=b, **z)
+    p = io.load(path)
+    _same_sparse(p.A.to_csr(), C)
+    assert_array_equal(p.b, b)
+    assert p.x is None and p.grid is None
+
+
+def test_load_scipy_save_npz_without_b_asks_for_it(tmp_path, rng):
+    path = tmp_path / "scipy.npz"
+    sp.save_npz(path, sp.csr_matrix(_spd_matrix(rng)))
+    with pytest.raises(ValueError, match=r"scipy\.npz holds a scipy 'csr' matrix but no "
+                       r"right-hand side 'b'.*np\.savez"):
+        io.load(path)
+
+
+def test_load_scipy_save_npz_other_formats_are_refused_by_name(tmp_path, rng):
+    path = tmp_path / "scipy.npz"
+    sp.save_npz(path, sp.coo_matrix(_spd_matrix(rng)))
+    with pytest.raises(ValueError, match=r"a scipy 'coo' matrix.*'csr' or 'csc'.*tocsr"):
+        io.load(path)
+
+
+def test_load_scipy_npz_out_of_range_index(tmp_path, rng):
+    path = tmp_path / "scipy.npz"
+    np.savez(path, **_csr_arrays(format=np.array(b"csr"),
+                                 indices=np.where(_INDICES == 4, 7, _INDICES)))
+    with pytest.raises(ValueError, match=r"column indices must lie in 0\.\.4, found 7"):
+        io.load(path)

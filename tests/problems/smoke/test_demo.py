@@ -1,8 +1,10 @@
 import json
 
+import pytest
+
 from dcdm import cli
 from dcdm.problems import io
-from dcdm.problems.smoke.demo import _compare_at, compare_methods, format_table
+from dcdm.problems.smoke.demo import _compare_at, compare_methods, format_table, run_demo
 
 
 def test_dcdm_demo_writes_its_files(tmp_path, capsys):
@@ -46,6 +48,19 @@ def test_demo_rejects_a_bad_combination(tmp_path, capsys):
     assert cli.main(["demo", "--2d", "--steps", "1", "--n", "16", "--precond", "neural",
                      "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
     assert "dcdm: error:" in capsys.readouterr().err
+
+
+def test_demo_out_under_a_regular_file_is_one_line(tmp_path, capsys):
+    # chmod does not stop root, so the unwritable folder is one under a regular file
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert cli.main(["demo", "--2d", "--steps", "1", "--n", "8", "--out", str(blocker / "sub"),
+                     "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("dcdm: error: out ") and str(blocker / "sub") in err
+    with pytest.raises(ValueError, match=r"out .*cannot be used as the output folder"):
+        run_demo(n=8, steps=1, ndim=2, compare=0, out=blocker, progress=False)
 
 
 def test_comparison_runs_every_method_or_says_why_not():
