@@ -245,8 +245,6 @@ class SolveWorkspace:
             r += b
             rnorm = self.norm(r)  # the true residual, of the caller's (unprojected) b
         reason = self.rule.final(reason, rnorm)
-        if not math.isfinite(rnorm) and reason.converged:
-            reason = Reason.NAN_OR_INF
         solve_time = time.perf_counter() - self._t0
         history = list(history)
         if history:
