@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,6 +107,19 @@ def _compare_at(steps: int, compare: int) -> list[int]:
     return sorted({round(steps * (i + 1) / k) for i in range(k)}) if k else []
 
 
+def _output_folder(out) -> Path:
+    """Create ``out`` (and ``out/systems``) and prove it writable before any step runs."""
+    folder = Path(out)
+    try:
+        (folder / "systems").mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder / "systems", prefix=".probe-"):
+            pass
+    except OSError as exc:  # a regular file on the path, no permission, a read-only disk
+        raise ValueError(f"out {str(out)!r} cannot be used as the output folder: "
+                         f"{exc.strerror}: {exc.filename or folder}") from exc
+    return folder
+
+
 def run_demo(
     n: int = 64,
     steps: int = DEFAULT_STEPS,
@@ -155,13 +169,12 @@ def run_demo(
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if method == "auto":
         method = "cg"
+    if method == "dcdm" and precond not in (None, "auto"):
+        raise ValueError(f"method='dcdm' takes no preconditioner precond (got {precond!r}; its "
+                         "preconditioner is the network): pass precond=None, or use "
+                         "method='fcg' with precond='neural'")
     M = None if method == "dcdm" else (precond or "auto")
-    folder = Path(out)
-    try:
-        (folder / "systems").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a regular file on the path, no permission, a read-only disk
-        raise ValueError(f"out {str(out)!r} cannot be used as the output folder: "
-                         f"{exc.strerror}: {exc.filename}") from exc
+    folder = _output_folder(out)
     sim = Simulation(rising_smoke(n, ndim=ndim, seed=seed, method=method, M=M, rtol=rtol))
     cfg = sim.config
     frame_every = max(1, math.ceil(steps / 150))

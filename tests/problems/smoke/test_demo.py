@@ -63,6 +63,34 @@ def test_demo_out_under_a_regular_file_is_one_line(tmp_path, capsys):
         run_demo(n=8, steps=1, ndim=2, compare=0, out=blocker, progress=False)
 
 
+def test_demo_out_in_an_unwritable_folder_fails_before_any_step(tmp_path, monkeypatch, capsys):
+    # root writes anywhere chmod allows, so the folder's refusal is simulated where the
+    # demo first writes: the probe file; no step may run and no traceback may show
+    import dcdm.problems.smoke.demo as demo
+
+    def refuse(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(dir))
+
+    monkeypatch.setattr(demo.tempfile, "NamedTemporaryFile", refuse)
+    monkeypatch.setattr(demo, "Simulation", lambda *a, **k: pytest.fail("a step ran"))
+    out = tmp_path / "ro"
+    assert cli.main(["demo", "--2d", "--steps", "1", "--n", "8", "--out", str(out),
+                     "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"dcdm: error: out {str(out)!r} cannot be used as the output folder")
+    assert "Permission denied" in err
+
+
+def test_run_demo_refuses_a_preconditioner_for_dcdm(tmp_path):
+    # the Python entry point refuses what the CLI refuses, before creating anything
+    with pytest.raises(ValueError, match=r"method='dcdm' takes no preconditioner precond "
+                                         r"\(got 'mg'.*method='fcg' with precond='neural'"):
+        run_demo(n=8, steps=1, ndim=2, method="dcdm", precond="mg", out=tmp_path / "d",
+                 progress=False)
+    assert not (tmp_path / "d").exists()
+
+
 def test_comparison_runs_every_method_or_says_why_not():
     sim_out = compare_methods(*_poisson(), rtol=1e-6)
     rows, skipped = sim_out
