@@ -3,7 +3,8 @@
 The public face of the package. The subpackages are :mod:`dcdm.solvers`
 (Krylov methods, preconditioners, :func:`solve`), :mod:`dcdm.kernels` (stencil
 kernels), :mod:`dcdm.problems` (flag grids, scenes, matrix I/O) and
-:mod:`dcdm.training` (the network and its training).
+:mod:`dcdm.training` (the network and its training); :mod:`dcdm.spectrum` (spectra of
+``A``, ``M^-1 A`` and network Hessians) is :mod:`dcdm.solvers.spectrum` under its public name.
 
 Examples
 --------
@@ -14,8 +15,13 @@ Examples
 True
 """
 
+import sys
+
 from dcdm._version import __version__
-from dcdm.solvers import ConvergenceError, Reason, SolveResult, cg, fcg, scipy_cg, solve
+from dcdm.solvers import ConvergenceError, Reason, SolveResult, cg, fcg, scipy_cg, solve, spectrum
+
+# `import dcdm.spectrum` and `from dcdm.spectrum import slq` find the one module object
+sys.modules.setdefault(f"{__name__}.spectrum", spectrum)
 
 __all__ = [
     "ConvergenceError",
@@ -26,4 +32,5 @@ __all__ = [
     "fcg",
     "scipy_cg",
     "solve",
+    "spectrum",
 ]

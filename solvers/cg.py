@@ -19,6 +19,12 @@ tolerance the true residual ``b - A x`` is computed; if it does not meet it,
 it replaces ``r`` and CG restarts from it (``p = M r``). Restarts that stop
 reducing the true residual (the rounding floor, e.g. float32 with a tight
 ``rtol``) end the solve with ``Reason.STAGNATION``.
+
+The step lengths ``alpha_j`` and ratios ``beta_j`` (two floats an iteration, up to the
+first restart) are kept in ``result.stats["cg_alpha"]`` and ``["cg_beta"]``: they are
+the Lanczos tridiagonal of ``M^-1 A`` (Saad, Section 6.7.3), so
+:func:`dcdm.spectrum.ritz_values` reads Ritz values and a condition-number estimate
+off any solve with no extra mat-vec.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from dcdm import kernels
 
@@ -94,13 +102,26 @@ def cg(
     P, setup_time = setup_preconditioner(M, ws.A, ws.b, precond_options, method="cg",
                                          linear_spd=True)
     x, r = ws.start()
-    reason, it, hist = _iterate(ws, x, r, P, callback)
+    alphas: list[float] = []
+    betas: list[float] = []
+    reason, it, hist = _iterate(ws, x, r, P, callback, alphas, betas)
+    coefficients = {"cg_alpha": _frozen(alphas), "cg_beta": _frozen(betas)}
     return ws.finish(x, reason, it, hist, setup_time=setup_time, precond=P, method="cg",
-                     check=check)
+                     check=check, extra=coefficients)
 
 
-def _iterate(prob: SolveWorkspace, x, r, P, callback) -> tuple[Reason, int, list[float]]:
+def _frozen(values: list[float]) -> np.ndarray:
+    out = np.array(values, dtype=np.float64)
+    out.flags.writeable = False
+    return out
+
+
+def _iterate(prob: SolveWorkspace, x, r, P, callback, alphas: list[float],
+             betas: list[float]) -> tuple[Reason, int, list[float]]:
+    """The loop; appends each ``alpha`` and ``beta`` to ``alphas``/``betas`` until the
+    first restart (after it they no longer continue one Lanczos process)."""
     xp, tol = prob.xp, prob.tol
+    record = True
     rr, hist, verdict = prob.begin(r)
     if verdict is not None:
         return verdict, 0, hist
@@ -116,6 +137,8 @@ def _iterate(prob: SolveWorkspace, x, r, P, callback) -> tuple[Reason, int, list
         if (bad := positive(pAp, Reason.INDEFINITE_OPERATOR)) is not None:
             return bad, it - 1, hist
         alpha = rz / pAp
+        if record:
+            alphas.append(float(alpha))
         rr = kernels.cg_update(x, r, p, Ap, alpha)
         rnorm = math.sqrt(rr)
         hist.append(rnorm)
@@ -137,7 +160,10 @@ def _iterate(prob: SolveWorkspace, x, r, P, callback) -> tuple[Reason, int, list
         rz_new = rr if P is None else kernels.dot(r, z)
         if restart:
             p[...] = z
+            record = False
         else:
+            if record:
+                betas.append(float(rz_new / rz))
             kernels.xpby(z, rz_new / rz, p)
         rz = rz_new
     return Reason.MAX_ITERATIONS, prob.maxiter, hist

@@ -9,7 +9,7 @@ torch_ops
 loss
     The paper's loss ``||b - alpha A f(b)||^2`` and its sign/scale fixes.
 data
-    Training right-hand sides (Ritz vectors of :mod:`dcdm.solvers.lanczos`, random,
+    Training right-hand sides (Ritz vectors of :mod:`dcdm.solvers.spectrum.lanczos`, random,
     smooth, solver residuals), scenes.
 train, config, validate
     :func:`train` / :class:`TrainConfig` / :func:`validate` (``dcdm train`` on the CLI).

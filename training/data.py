@@ -4,7 +4,7 @@ Three sources, per training scene (a smoke tank with random obstacles):
 
 ``ritz``
     The paper's data (official ``datasetcreate.py``): ``m`` steps of Lanczos with
-    full re-orthogonalisation (:func:`dcdm.solvers.lanczos.lanczos`, re-exported
+    full re-orthogonalisation (:func:`dcdm.solvers.spectrum.lanczos.lanczos`, re-exported
     here) on the FLUID-supported operator, started from
     ``A @ randn`` (in the range of ``A``), Ritz pairs from the tridiagonal
     matrix; each sample is ``sum_j c_j v_j`` with ``c_j ~ 9 N(0,1)`` for the
@@ -44,7 +44,7 @@ import numpy as np
 
 from dcdm.kernels.optional import maybe, require
 from dcdm.problems import Grid, rhs, scenes
-from dcdm.solvers.lanczos import DEFAULT_MAX_BYTES, LanczosBasis, lanczos
+from dcdm.solvers.spectrum.lanczos import DEFAULT_MAX_BYTES, LanczosBasis, lanczos
 
 from .config import DataMix
 
@@ -101,7 +101,7 @@ def check_memory(n: int, m: int, samples: int, max_bytes: int = DEFAULT_MAX_BYTE
     return need
 
 
-# -- Ritz vectors (the Lanczos basis comes from dcdm.solvers.lanczos) -----------------------
+# -- Ritz vectors (the Lanczos basis comes from dcdm.solvers.spectrum.lanczos) -----------------
 def ritz_rhs(basis: LanczosBasis, count: int, theta: int, rng: np.random.Generator,
              dtype=np.float32, chunk: int = 256) -> np.ndarray:
     """``count`` unit-norm mixtures of Ritz vectors with the paper's theta weighting.

@@ -1,8 +1,9 @@
-"""Lanczos with full re-orthogonalisation: an orthonormal Krylov basis and its tridiagonal.
+"""Lanczos: an orthonormal Krylov basis and its tridiagonal, plain or preconditioned.
 
-Lanczos (1950); with full re-orthogonalisation as in Golub & Van Loan, *Matrix
-Computations*, 4th ed., Section 10.3. Started, as the DCDM paper's data generator is,
-from ``q0 = A g / ||A g||`` with ``g ~ N(0, I)``, which lies in the range of ``A``::
+Lanczos (1950); re-orthogonalisation as in Golub & Van Loan, *Matrix Computations*,
+4th ed., Sections 10.1-10.3 (full) and Parlett & Scott (1979) (selective). Started by
+default, as the DCDM paper's data generator is, from ``q0 = A g / ||A g||`` with
+``g ~ N(0, I)``, which lies in the range of ``A``::
 
     for j = 0, 1, ..., m - 1
         Q[j] = q_j
@@ -14,14 +15,35 @@ from ``q0 = A g / ||A g||`` with ``g ~ N(0, I)``, which lies in the range of ``A
 ``T = Q A Q^T`` is tridiagonal with diagonal ``alpha`` and off-diagonal ``beta``; its
 eigenvalues are the Ritz values, which converge first at both ends of the spectrum.
 
+**Preconditioned** (``M`` given, a linear SPD preconditioner ``z = P r`` with
+``P ~ A^-1``): the same recurrence for the symmetric ``P^(1/2) A P^(1/2)``, whose
+eigenvalues are those of ``M^-1 A = P A``, without forming ``P^(1/2)``. The basis is
+kept twice, ``u_j`` (residual space) and ``z_j = P u_j``, with ``u_i . z_j = delta_ij``
+(orthonormal in the ``P`` inner product); each step costs one ``A`` and one ``P``::
+
+    w = A z_j;  alpha_j = z_j . w;  w -= U^T (Z w)  (re-orthogonalised in the P product)
+    zw = P w;   beta_j = sqrt(w . zw);  u_{j+1} = w / beta_j;  z_{j+1} = zw / beta_j
+
+The Ritz vectors of ``P A`` are ``Z^T W`` (``W`` the eigenvectors of ``T``). This is the
+recurrence PCG factorises (Saad, *Iterative Methods*, 2nd ed., Section 6.7.3).
+
+``reorthogonalize``: ``"full"`` (every step against every vector), ``"selective"``
+(only against Ritz vectors that have converged, Parlett-Scott: cheaper, as accurate
+for the Ritz values) or ``"none"`` (the three-term recurrence alone; nothing but three
+vectors stored, so no Ritz vectors; converged Ritz values then reappear as "ghost"
+copies, harmless for quadrature and extremes).
+
 Only the unknowns count: an operator with a ``support`` mask (the FLUID cells of a grid
 operator) is run on the vectors that vanish off it, and the basis vectors are stored on
-the support only. The basis takes ``m * n_support * 8`` bytes; :func:`lanczos` refuses
+the support only. A detected constant null space (``A.nullspace``) is projected out of
+every residual-space vector, so the basis spans the range of ``A``. The basis takes
+``m * n_support * 8`` bytes (twice that with ``M``); :func:`lanczos` refuses
 (``ValueError``) above ``max_bytes`` before it allocates anything.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,26 +51,41 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from .operators import as_operator
+from ..operators import as_operator
+from ..precond.registry import make_preconditioner
 
-__all__ = ["DEFAULT_MAX_BYTES", "LanczosBasis", "lanczos"]
+__all__ = ["CHECK_EVERY", "DEFAULT_MAX_BYTES", "REORTHOGONALIZE", "LanczosBasis", "lanczos"]
 
 #: the largest basis :func:`lanczos` builds unless told otherwise (8 GiB)
 DEFAULT_MAX_BYTES = 8 * 2**30
+#: how often (in steps) :func:`lanczos` asks its ``stop`` callback
+CHECK_EVERY = 5
+#: the re-orthogonalisation strategies
+REORTHOGONALIZE = ("full", "selective", "none")
 
 
 @dataclass
 class LanczosBasis:
-    """``m`` orthonormal Lanczos vectors and the tridiagonal ``T = Q A Q^T``.
+    """``m`` Lanczos vectors and the tridiagonal ``T`` (``Q A Q^T``; ``Z``-side with ``M``).
 
     Attributes
     ----------
-    Q : ndarray, shape (m, n_support)
-        The Lanczos vectors (rows), on the support only.
+    Q : ndarray, shape (m, n_support), or None
+        The Lanczos vectors (rows) on the support only; with a preconditioner, the
+        residual-space vectors ``u_j``. ``None`` with ``reorthogonalize="none"``.
     alpha, beta : ndarray
         Diagonal (``m``) and off-diagonal (``m - 1``) of ``T``.
     support : ndarray of bool, shape (n,)
         Which entries of a full-length vector the columns of ``Q`` are.
+    Z : ndarray, shape (m, n_support), or None
+        With a preconditioner ``P``: ``Z[j] = P Q[j]``; without, ``None`` (``Z`` is ``Q``).
+    beta_next : float
+        The norm of the next (not taken) Lanczos vector: the Ritz residual bounds are
+        ``|beta_next * W[m-1, i]|``. Zero when an invariant subspace was found.
+    start_norm : float
+        ``||v0||`` (``P^-1``-norm ``sqrt(v0 . P v0)`` with a preconditioner) of the start
+        vector before normalisation: the spectral measure of ``v0`` has total mass
+        ``start_norm**2``.
 
     Examples
     --------
@@ -58,55 +95,163 @@ class LanczosBasis:
     (3, (3, 3))
     """
 
-    Q: np.ndarray
+    Q: np.ndarray | None
     alpha: np.ndarray
     beta: np.ndarray
     support: np.ndarray
+    Z: np.ndarray | None = None
+    beta_next: float = 0.0
+    start_norm: float = 1.0
 
     @property
     def m(self) -> int:
         """The number of Lanczos vectors."""
-        return self.Q.shape[0]
+        return self.alpha.shape[0]
 
     def ritz(self) -> tuple[np.ndarray, np.ndarray]:
         """Ritz values (ascending) and the eigenvectors ``W`` of ``T`` (columns);
-        the Ritz vectors are ``W.T @ Q``."""
-        return scipy.linalg.eigh_tridiagonal(self.alpha, self.beta)
+        the Ritz vectors are ``W.T @ Q`` (``W.T @ Z`` with a preconditioner)."""
+        return _eigh_tridiagonal(self.alpha, self.beta)
+
+    def quadrature(self) -> tuple[np.ndarray, np.ndarray]:
+        """Gauss quadrature of the start vector's spectral measure: nodes (the Ritz values)
+        and weights (squared first components of ``W``, summing to 1)."""
+        vals, W = self.ritz()
+        return vals, W[0] ** 2
+
+    def residual_bounds(self) -> np.ndarray:
+        """``|beta_next * W[m-1, i]|`` per Ritz value (ascending order): each Ritz value
+        is within this distance of an eigenvalue (of ``P A`` in its ``P^-1`` norm)."""
+        _, W = self.ritz()
+        return np.abs(self.beta_next * W[-1])
+
+    def ritz_vectors(self, index=None) -> np.ndarray:
+        """Full-length Ritz vectors (columns, unit 2-norm), of ``A`` or of ``P A``.
+
+        ``index`` selects Ritz values (ascending order; default all).
+        """
+        if self.Q is None:
+            raise ValueError("no Ritz vectors: the basis was built with "
+                             "reorthogonalize='none', which stores no Lanczos vectors")
+        _, W = self.ritz()
+        W = W if index is None else W[:, index]
+        basis = self.Q if self.Z is None else self.Z
+        inner = (basis.T @ W).reshape(basis.shape[1], -1)
+        out = np.zeros((self.support.size, inner.shape[1]))
+        out[self.support] = inner / np.linalg.norm(inner, axis=0)
+        return out
 
 
-def _check_memory(k: int, m: int, max_bytes: int) -> None:
-    need = m * k * 8
+def _eigh_tridiagonal(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if alpha.size == 1:
+        return alpha.copy(), np.ones((1, 1))
+    return scipy.linalg.eigh_tridiagonal(alpha, beta)
+
+
+def _check_memory(k: int, m: int, copies: int, max_bytes: int) -> None:
+    need = copies * m * k * 8
     if need > max_bytes:
+        twice = " * 2 (with M: Q and Z)" if copies == 2 else ""
         raise ValueError(
-            f"the Lanczos basis would need {need / 2**30:.1f} GiB (m * n_support * 8 with "
-            f"m={m}, n_support={k}), above max_bytes = {max_bytes / 2**30:.1f} GiB; lower the "
-            "Lanczos steps m or raise max_bytes"
+            f"the Lanczos basis would need {need / 2**30:.1f} GiB (m * n_support * 8{twice} "
+            f"with m={m}, n_support={k}), above max_bytes = {max_bytes / 2**30:.1f} GiB; "
+            "lower the Lanczos steps m, use reorthogonalize='none', or raise max_bytes"
         )
 
 
-def _support_matvec(A: Any, support: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """``v -> (A @ full(v))[support]`` with ``full(v)`` zero off ``support``.
+class _Restricted:
+    """``A``, ``P`` and the null-space projection on vectors restricted to ``support``."""
 
-    A grid operator's ``matvec_fluid`` (exact for vectors that vanish off its own
-    ``support``) is used when ``support`` lies inside that support; the same product
-    as ``matvec`` there, about twice as fast.
-    """
-    own = getattr(A, "support", None)
-    fast = getattr(A, "matvec_fluid", None)
-    inside = own is not None and not np.any(support & ~np.asarray(own, dtype=bool))
-    mv = fast if fast is not None and inside else A.matvec
-    full = np.zeros(support.size)
+    def __init__(self, A: Any, P: Any, support: np.ndarray):
+        own = getattr(A, "support", None)
+        fast = getattr(A, "matvec_fluid", None)
+        inside = own is not None and not np.any(support & ~np.asarray(own, dtype=bool))
+        # a grid operator's matvec_fluid is exact for vectors that vanish off its support
+        self._mv: Callable = fast if fast is not None and inside else A.matvec
+        self._P = P
+        self._ns = getattr(A, "nullspace", None)
+        self.support = support
+        self._full = np.zeros(support.size, dtype=np.result_type(A.dtype, np.float64))
 
-    def apply(v: np.ndarray) -> np.ndarray:
-        full[support] = v
-        return np.asarray(mv(full)).reshape(-1)[support]
+    def _run(self, f: Callable, v: np.ndarray) -> np.ndarray:
+        full = self._full
+        full[self.support] = v
+        return np.asarray(f(full), dtype=np.float64).reshape(-1)[self.support]
 
-    return apply
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        return self._run(self._mv, v)
+
+    def precondition(self, v: np.ndarray) -> np.ndarray:
+        return v if self._P is None else self._run(self._P.apply, v)
+
+    def project(self, v: np.ndarray) -> np.ndarray:
+        """Remove the constant null-space component (residual space), in place."""
+        if self._ns is not None:
+            full = np.zeros(self.support.size)
+            full[self.support] = v
+            v[:] = self._ns.project(full)[self.support]
+        return v
 
 
-def lanczos(A: Any, m: int, *, seed: int | None = 0, support: np.ndarray | None = None,
-            max_bytes: int = DEFAULT_MAX_BYTES) -> LanczosBasis:
-    """``m`` Lanczos steps with full re-orthogonalisation on the symmetric operator ``A``.
+def _prepare(A: Any, M: Any, support: np.ndarray | None, precond_options: dict | None):
+    A = as_operator(A)
+    n = A.shape[0]
+    if support is None:
+        support = getattr(A, "support", None)
+        support = np.ones(n, dtype=bool) if support is None else support
+    support = np.asarray(support, dtype=bool)
+    if support.shape != (n,):
+        raise ValueError(f"support must be a boolean mask of shape ({n},) (one entry per row "
+                         f"of A), got shape {support.shape}")
+    _check_symmetric(A, support)
+    P = make_preconditioner(M, A, **(precond_options or {}))
+    if P is not None and not (P.is_linear and P.is_spd):
+        raise ValueError(
+            f"M={getattr(P, 'name', M)!r} is not a linear SPD preconditioner, which Lanczos "
+            "(like CG) requires: a non-linear M^-1 A has no fixed spectrum; use a linear M "
+            "('jacobi', 'ic0', 'mic0', 'amg', 'mg'), or study the network through "
+            "its Jacobian (non-symmetric: Arnoldi)"
+        )
+    return A, P, support
+
+
+def _check_symmetric(A: Any, support: np.ndarray) -> None:
+    """Refuse a non-symmetric ``A``: ``u . A v`` against ``v . A u`` for two random vectors
+    on the support (two mat-vecs; exact for a symmetric matrix up to rounding)."""
+    rng = np.random.default_rng(12345)
+    u, v = (np.where(support, rng.standard_normal(support.size), 0.0) for _ in range(2))
+    Au = np.asarray(A.matvec(u), dtype=np.float64).reshape(-1)
+    Av = np.asarray(A.matvec(v), dtype=np.float64).reshape(-1)
+    a, b = float(u @ Av), float(v @ Au)
+    scale = np.linalg.norm(u) * np.linalg.norm(Av) + np.linalg.norm(v) * np.linalg.norm(Au)
+    if not abs(a - b) <= 1e-8 * scale:
+        raise ValueError(
+            f"A is not symmetric (u . A v = {a:.6g} but v . A u = {b:.6g} for random u, v): "
+            "Lanczos, SLQ and CG need a symmetric A; for a non-symmetric operator use "
+            "Arnoldi (scipy.sparse.linalg.eigs)")
+
+
+def _start(ops: _Restricted, v0, seed, k: int) -> np.ndarray:
+    if v0 is None:
+        rng = np.random.default_rng(seed)
+        return ops.matvec(rng.standard_normal(k))
+    v = np.asarray(v0, dtype=np.float64).reshape(-1)
+    if v.size == ops.support.size:
+        v = v[ops.support]
+    elif v.size != k:
+        raise ValueError(f"v0 must have {ops.support.size} entries (one per row of A) or "
+                         f"{k} (one per unknown of the support), got {v.size}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("v0 must be finite")
+    return v.copy()
+
+
+def lanczos(A: Any, m: int, *, M: Any = None, v0: Any = None, seed: int | None = 0,
+            support: np.ndarray | None = None, reorthogonalize: str = "full",
+            max_bytes: int = DEFAULT_MAX_BYTES, precond_options: dict | None = None,
+            stop: Callable[[np.ndarray, np.ndarray, float], bool] | None = None,
+            ) -> LanczosBasis:
+    """``m`` Lanczos steps on the symmetric operator ``A``, or on ``M^-1 A``.
 
     Parameters
     ----------
@@ -115,13 +260,28 @@ def lanczos(A: Any, m: int, *, seed: int | None = 0, support: np.ndarray | None 
         ``shape``, ``dtype`` and ``matvec(x, out=None)``, optionally ``support``).
     m : int
         Steps (fewer if an invariant subspace is found, at most the support's size).
+    M : None, str, Preconditioner, callable or LinearOperator
+        A linear SPD preconditioner (as :func:`dcdm.cg` takes): Lanczos in its inner
+        product, for the spectrum of ``M^-1 A``. A non-linear one is refused.
+    v0 : array, optional
+        Start vector (full length, or one entry per unknown of the support; in the
+        residual space with ``M``). Default ``A g`` with ``g ~ N(0, I)`` on the support.
     seed : int, optional
-        Seed of the start vector ``A @ randn`` (restricted to ``support``).
+        Seed of the default start vector.
     support : ndarray of bool, optional
         Which entries are unknowns (default: ``A.support`` if ``A`` has one, e.g. the
         FLUID cells of a grid operator; everything otherwise).
+    reorthogonalize : {"full", "selective", "none"}
+        See the module docstring.
     max_bytes : int
-        Refuse when the basis (``m * n_support * 8`` bytes) exceeds it.
+        Refuse when the basis (``m * n_support * 8`` bytes, twice with ``M``) exceeds it.
+    precond_options : dict, optional
+        Constructor options for a preconditioner given by name.
+    stop : callable, optional
+        ``stop(alpha, beta, beta_next) -> bool``, asked every :data:`CHECK_EVERY` steps
+        with the tridiagonal so far and the norm of the next vector: True ends the run
+        (e.g. once the wanted Ritz values have converged). The basis grows as it goes,
+        so ``m`` is then a limit, not an allocation.
 
     Returns
     -------
@@ -130,7 +290,8 @@ def lanczos(A: Any, m: int, *, seed: int | None = 0, support: np.ndarray | None 
     Raises
     ------
     ValueError
-        ``m < 1``, a ``support`` of the wrong shape, or a basis above ``max_bytes``.
+        ``m < 1``, a ``support`` or ``v0`` of the wrong shape, a zero ``v0``, a basis
+        above ``max_bytes``, an unknown ``reorthogonalize``, a non-linear ``M``.
 
     Examples
     --------
@@ -152,41 +313,108 @@ def lanczos(A: Any, m: int, *, seed: int | None = 0, support: np.ndarray | None 
     >>> basis = lanczos(A, 20, seed=1)
     >>> bool(np.allclose(basis.Q @ basis.Q.T, np.eye(20), atol=1e-12))
     True
+
+    With Jacobi, the Ritz values are those of ``D^-1 A`` (here ``A / 2``):
+
+    >>> vals, _ = lanczos(A, n, M="jacobi").ritz()
+    >>> bool(np.allclose(vals, exact / 2, atol=1e-10))
+    True
     """
-    A = as_operator(A)
-    n = A.shape[0]
-    if support is None:
-        support = getattr(A, "support", np.ones(n, dtype=bool))
-    support = np.asarray(support, dtype=bool)
-    if support.shape != (n,):
-        raise ValueError(f"support must be a boolean mask of shape ({n},) (one entry per row "
-                         f"of A), got shape {support.shape}")
+    if reorthogonalize not in REORTHOGONALIZE:
+        raise ValueError(f"reorthogonalize must be one of {REORTHOGONALIZE}, "
+                         f"got {reorthogonalize!r}")
+    A, P, support = _prepare(A, M, support, precond_options)
     k = int(support.sum())
-    m = int(m)
-    if m < 1:
-        raise ValueError(f"m must be >= 1, got {m}")
-    m = min(m, k)
-    _check_memory(k, m, max_bytes)
-    apply = _support_matvec(A, support)
-    rng = np.random.default_rng(seed)
-    q = apply(rng.standard_normal(k))
-    Q = np.zeros((m, k))
-    alpha = np.zeros(m)
-    beta = np.zeros(max(m - 1, 0))
-    q /= np.linalg.norm(q)
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"m must be an integer >= 1, got {m!r}")
+    m = min(int(m), k)
+    keep = reorthogonalize != "none"
+    if keep:
+        _check_memory(k, m, 1 if P is None else 2, max_bytes)
+    ops = _Restricted(A, P, support)
+    u = ops.project(_start(ops, v0, seed, k))
+    z = ops.precondition(u)
+    norm2 = float(u @ z)
+    if not norm2 > 0 or not math.isfinite(norm2):
+        what = "v0" if v0 is not None else "the start vector A g"
+        raise ValueError(f"{what} is zero (or not positive in the preconditioner's inner "
+                         "product) on the support, after removing A's null space")
+    start_norm = math.sqrt(norm2)
+    u, z = u / start_norm, z / start_norm
+    return _iterate(ops, u, z, m, k, reorthogonalize, start_norm, stop)
+
+
+def _grow(V: np.ndarray | None, j: int, m: int) -> np.ndarray | None:
+    """``V`` with room for row ``j`` (capacity doubled, at most ``m`` rows)."""
+    if V is None or j < V.shape[0]:
+        return V
+    bigger = np.zeros((min(m, 2 * V.shape[0]), V.shape[1]))
+    bigger[:j] = V[:j]
+    return bigger
+
+
+def _iterate(ops: _Restricted, u: np.ndarray, z: np.ndarray, m: int, k: int, how: str,
+             start_norm: float, stop: Callable | None) -> LanczosBasis:
+    plain = ops._P is None
+    keep = how != "none"
+    rows = m if stop is None else min(m, 64)
+    Q = np.zeros((rows, k)) if keep else None
+    Z = None if plain or not keep else np.zeros((rows, k))
+    alpha, beta = np.zeros(m), np.zeros(max(m - 1, 0))
+    u_prev = None
+    beta_next = 0.0
     for j in range(m):
-        Q[j] = q
-        w = apply(q)
-        alpha[j] = q @ w
-        # full re-orthogonalisation, twice (classical Gram-Schmidt is stable when repeated)
-        for _ in range(2):
-            w -= Q[: j + 1].T @ (Q[: j + 1] @ w)
-        if j == m - 1:
-            break
-        b = float(np.linalg.norm(w))
-        if b <= 1e-10 * max(abs(alpha[: j + 1]).max(), 1e-300):
+        if keep:
+            Q, Z = _grow(Q, j, m), _grow(Z, j, m)
+            Q[j] = u
+            if Z is not None:
+                Z[j] = z
+        w = ops.matvec(z)
+        alpha[j] = z @ w
+        if how == "full":
+            # twice: classical Gram-Schmidt is stable when repeated (P product: U^T (Z w))
+            Zj = Q[: j + 1] if plain else Z[: j + 1]
+            for _ in range(2):
+                w -= Q[: j + 1].T @ (Zj @ w)
+        else:
+            w -= alpha[j] * u
+            if j:
+                w -= beta[j - 1] * u_prev
+            if how == "selective":
+                _selective(w, Q, Z, alpha[: j + 1], beta[:j], j)
+        ops.project(w)
+        zw = ops.precondition(w)
+        b2 = float(w @ zw)
+        b = math.sqrt(b2) if b2 > 0 else 0.0
+        if b <= 1e-10 * max(abs(alpha[: j + 1]).max(), 1e-300) or not math.isfinite(b):
             m = j + 1  # invariant subspace: T is exact
             break
+        if j == m - 1 or (stop is not None and (j + 1) % CHECK_EVERY == 0
+                           and stop(alpha[: j + 1], beta[:j], b)):
+            beta_next, m = b, j + 1
+            break
         beta[j] = b
-        q = w / b
-    return LanczosBasis(Q[:m], alpha[:m], beta[: m - 1], support)
+        u_prev = u
+        u = w / b
+        z = u if plain else zw / b
+    Q = None if Q is None else Q[:m]
+    Z = None if Z is None else Z[:m]
+    return LanczosBasis(Q, alpha[:m], beta[: m - 1], ops.support, Z, beta_next, start_norm)
+
+
+def _selective(w: np.ndarray, Q: np.ndarray, Z: np.ndarray | None, alpha: np.ndarray,
+               beta: np.ndarray, j: int) -> None:
+    """Parlett-Scott: remove from ``w`` its components along the Ritz vectors that have
+    converged (bound ``||w|| |W[j, i]| <= sqrt(eps) ||T||``), in place."""
+    if j < 1:
+        return
+    vals, W = _eigh_tridiagonal(alpha, beta)
+    wn = float(np.linalg.norm(w))
+    tnorm = max(abs(vals).max(), 1e-300)
+    done = np.flatnonzero(wn * np.abs(W[-1]) <= math.sqrt(np.finfo(float).eps) * tnorm)
+    if done.size == 0:
+        return
+    Y = W[:, done].T @ Q[: j + 1]  # residual-space Ritz vectors, P-orthonormal
+    Yz = Y if Z is None else W[:, done].T @ Z[: j + 1]
+    for _ in range(2):
+        w -= Y.T @ (Yz @ w)

@@ -16,7 +16,7 @@ def test_memory_guard_refuses_before_allocating():
 
 
 def test_lanczos_is_the_solvers_one():
-    from dcdm.solvers.lanczos import LanczosBasis, lanczos
+    from dcdm.solvers.spectrum.lanczos import LanczosBasis, lanczos
 
     assert data.lanczos is lanczos and data.LanczosBasis is LanczosBasis
 

@@ -5,7 +5,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from dcdm.problems import scenes
 from dcdm.solvers import as_operator
-from dcdm.solvers.lanczos import LanczosBasis, lanczos
+from dcdm.solvers.spectrum.lanczos import LanczosBasis, lanczos
 
 
 def laplacian_1d(n):
@@ -99,7 +99,7 @@ def test_lanczos_errors():
     g = scenes.smoke((16, 16), obstacles=1, seed=0)
     with pytest.raises(ValueError, match=r"m \* n_support \* 8 .*above max_bytes"):
         lanczos(g.laplacian(), 50, max_bytes=1000)
-    with pytest.raises(ValueError, match="m must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="m must be an integer >= 1, got 0"):
         lanczos(np.eye(3), 0)
     with pytest.raises(ValueError, match=r"support must be a boolean mask of shape \(3,\)"):
         lanczos(np.eye(3), 2, support=np.ones(4, dtype=bool))
