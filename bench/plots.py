@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["bandwidth", "pipeline_steps", "scaling"]
+__all__ = ["bandwidth", "densities", "pipeline_steps", "scaling"]
 
 MARKERS = "os^vD<>pP*hX"
 
@@ -71,4 +71,22 @@ def bandwidth(groups: list[str], fractions: dict[str, list[float | None]], path:
     ax.set_ylabel("bandwidth / copy bandwidth")
     ax.set_title("Kernel bandwidth as a fraction of np.copyto (same run)")
     ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def densities(panels: dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]],
+              path: Path) -> Path:
+    """SLQ densities over ``log10(lambda / lambda_max)``, one panel per problem, one
+    curve per preconditioner (``label -> (grid, values)``)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    for ax, (title, lines) in zip(axes[0], panels.items(), strict=True):
+        for label, (grid, values) in lines.items():
+            if len(grid):
+                ax.semilogy(grid, values, label=label)
+        ax.set_ylim(1e-4, None)
+        ax.set_title(title)
+        ax.set_xlabel("log10(lambda / lambda_max) of M^-1 A")
+        ax.set_ylabel("SLQ density")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
     return _save(fig, path)

@@ -77,6 +77,25 @@ def cmd_demo(args) -> int:
     return 0 if out.summary["all_converged"] else 1
 
 
+def cmd_spectrum(args) -> int:
+    from dcdm import spectrum
+
+    A, b, name = _load_problem(args)
+    names = args.precond or [m for m in spectrum.LINEAR
+                             if m != "mg" or getattr(A, "grid", None) is not None]
+    print(f"problem: {name}; n = {A.shape[0]}; rtol = {args.rtol:g}; SLQ {args.steps} steps "
+          f"x {args.probes} probes")
+    rows = spectrum.survey(A, b, names, rtol=args.rtol, steps=args.steps, probes=args.probes,
+                           predict_steps=args.predict_steps, seed=args.seed,
+                           progress=not args.no_progress)
+    print(spectrum.format_survey(rows))
+    if args.plot:
+        fig = spectrum.plot_densities(rows, args.plot, title=name)
+        print(f"density plot: {args.plot}")
+        del fig
+    return 0 if all(r.get("reason", "CONVERGED").startswith("CONVERGED") for r in rows) else 1
+
+
 def cmd_train(args) -> int:
     from dcdm.training.config import config_from_args
     from dcdm.training.train import train
@@ -106,8 +125,20 @@ def cmd_info(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_problem_arguments(parser: argparse.ArgumentParser, problem: str) -> None:
+    """The system to work on: a file, or a built-in problem (``solve`` and ``spectrum``)."""
     from dcdm.problems.gallery import PROBLEMS
+
+    parser.add_argument("path", nargs="?", help="a .npz or .mtx system (default: --problem)")
+    parser.add_argument("--problem", default=problem, choices=sorted(PROBLEMS),
+                        help=f"built-in problem when no path is given (default {problem})")
+    parser.add_argument("--n", type=int, default=64, help="cells per axis (default 64)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="scene, right-hand-side (and probe) seed")
+    parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+
+
+def build_parser() -> argparse.ArgumentParser:
     from dcdm.solvers import METHODS, PRECONDITIONERS
 
     parser = argparse.ArgumentParser(prog="dcdm", description=__doc__.splitlines()[0])
@@ -116,12 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("solve", help="solve a system and report iterations, residual, times")
-    s.add_argument("path", nargs="?", help="a .npz or .mtx system (default: --problem)")
-    s.add_argument("--problem", default="smoke3d", choices=sorted(PROBLEMS),
-                   help="built-in problem when no path is given (default smoke3d)")
-    s.add_argument("--n", type=int, default=64, help="cells per axis (default 64)")
-    s.add_argument("--seed", type=int, default=0, help="scene and right-hand-side seed")
-    s.add_argument("--dtype", default="float64", choices=["float32", "float64"])
+    _add_problem_arguments(s, "smoke3d")
     s.add_argument("--method", default="cg", choices=[*sorted(METHODS), "all"],
                    help="Krylov method, or 'all' for a comparison table")
     s.add_argument("--precond", "-M", default=None, choices=["auto", *sorted(PRECONDITIONERS)],
@@ -151,6 +177,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rtol", type=float, default=1e-6)
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_demo)
+
+    from dcdm.solvers.spectrum.survey import LINEAR
+
+    sp = sub.add_parser("spectrum", help="extremes, condition numbers, SLQ densities and "
+                        "predicted vs actual CG iterations of M^-1 A for linear preconditioners")
+    _add_problem_arguments(sp, "smoke2d")
+    sp.add_argument("--precond", "-M", action="append", choices=list(LINEAR),
+                    help="a linear preconditioner (repeatable; default: all that apply)")
+    sp.add_argument("--rtol", type=float, default=1e-6)
+    sp.add_argument("--steps", type=int, default=40, help="SLQ Lanczos steps (default 40)")
+    sp.add_argument("--probes", type=int, default=8, help="SLQ probes (default 8)")
+    sp.add_argument("--predict-steps", type=int, default=200,
+                    help="most Lanczos steps of a prediction (default 200)")
+    sp.add_argument("--plot", default="spectrum.png",
+                    help="density plot PNG (default spectrum.png; '' for none)")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_spectrum)
 
     from dcdm.training.config import add_arguments  # torch-free
 

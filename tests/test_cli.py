@@ -149,3 +149,35 @@ def test_dcdm_refuses_a_preconditioner(tmp_path, capsys, command):
 
 def test_dcdm_with_precond_auto_is_accepted():
     assert cli._combinations("dcdm", "auto") == [("dcdm", None, {})]
+
+
+def test_spectrum_command(tmp_path, capsys):
+    png = tmp_path / "spec.png"
+    assert cli.main(["spectrum", "--problem", "smoke2d", "--n", "24", "-M", "jacobi", "-M", "mg",
+                     "--steps", "10", "--probes", "2", "--plot", str(png), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("M "))
+    assert lines[head].split()[:4] == ["M", "lowest", "highest", "kappa"]
+    rows = {line.split()[0]: line.split() for line in lines[head + 2:head + 4]}
+    assert set(rows) == {"jacobi", "mg"}
+    # MG's kappa is far below Jacobi's, and its prediction equals the count CG takes
+    assert float(rows["mg"][3]) < float(rows["jacobi"][3].rstrip("~")) / 10
+    assert rows["mg"][5] == rows["mg"][7]
+    assert png.stat().st_size > 1000 and f"density plot: {png}" in out
+
+
+def test_spectrum_command_reads_a_file_and_refuses_bad_input(tmp_path, capsys):
+    path = tmp_path / "lap.npz"
+    A = _laplacian_1d(50)
+    io.save(path, A, np.ones(50))
+    assert cli.main(["spectrum", str(path), "-M", "none", "-M", "jacobi", "--plot", "",
+                     "--steps", "20", "--probes", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "mg " not in out and "jacobi" in out
+    assert cli.main(["spectrum", "--n", "8", "--steps", "0", "--plot", "",
+                     "--no-progress"]) == 2
+    _one_error_line(capsys.readouterr().err, "steps must be an integer >= 1, got 0")
+    with pytest.raises(SystemExit):
+        cli.main(["spectrum", "--n", "8", "-M", "neural"])
+    assert "invalid choice: 'neural'" in capsys.readouterr().err

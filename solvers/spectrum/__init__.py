@@ -20,26 +20,45 @@ True
 """
 
 from .density import SpectralDensity, slq
+from .hessian import (
+    HessianEigen,
+    HessianOperator,
+    hessian_density,
+    hessian_eigenvalues,
+    hessian_operator,
+    hessian_trace,
+)
 from .lanczos import DEFAULT_MAX_BYTES, REORTHOGONALIZE, LanczosBasis, lanczos
 from .predict import IterationPrediction, predict_iterations
 from .ritz import Extremes, condition_number, extreme_eigenvalues, pcg_tridiagonal, ritz_values
+from .survey import LINEAR, format_survey, plot_densities, survey
 from .trace import TraceEstimate, hutchinson, hutchpp
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "LINEAR",
     "REORTHOGONALIZE",
     "Extremes",
+    "HessianEigen",
+    "HessianOperator",
     "IterationPrediction",
     "LanczosBasis",
     "SpectralDensity",
     "TraceEstimate",
     "condition_number",
     "extreme_eigenvalues",
+    "format_survey",
+    "hessian_density",
+    "hessian_eigenvalues",
+    "hessian_operator",
+    "hessian_trace",
     "hutchinson",
     "hutchpp",
     "lanczos",
     "pcg_tridiagonal",
+    "plot_densities",
     "predict_iterations",
     "ritz_values",
     "slq",
+    "survey",
 ]

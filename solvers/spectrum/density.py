@@ -126,7 +126,7 @@ class SpectralDensity:
         """Plot the smoothed density (matplotlib, loaded lazily); returns the axes."""
         from dcdm.kernels.optional import require
 
-        plt = require("matplotlib.pyplot", "matplotlib", "dev")
+        plt = require("matplotlib.pyplot", "SpectralDensity.plot()")
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 3.5))
         grid, values = self.density(sigma=sigma)
@@ -200,7 +200,7 @@ def slq(A: Any, M: Any = None, *, steps: int = 50, probes: int = 10, seed: int |
     if progress:
         from dcdm.kernels.optional import require
 
-        bar = require("tqdm", "tqdm", "train").tqdm(bar, desc="SLQ probes", unit="probe")
+        bar = require("tqdm", "slq(progress=True)").tqdm(bar, desc="SLQ probes", unit="probe")
     for l in bar:
         v = _rademacher(rng, k)
         if scale is not None:

@@ -80,22 +80,23 @@ def cg_residuals(alpha: np.ndarray, beta: np.ndarray, beta_next: float) -> np.nd
 def _model_measure(basis, spread: int = 40) -> tuple[np.ndarray, np.ndarray]:
     """A measure for CG beyond the Lanczos steps: converged Ritz values stay atoms (they
     are eigenvalues, which CG removes one by one); the weight of each unconverged one is
-    spread uniformly over its cell between the midpoints to its neighbours (there the
-    spectrum is a continuum the quadrature has only sampled)."""
+    spread uniformly over the interval its residual bound allows (an eigenvalue lies within
+    ``bound`` of it), clipped to the midpoints to its neighbours: there the spectrum is a
+    continuum the quadrature has only sampled."""
     theta, W = basis.ritz()
     weights = W[0] ** 2
     bounds = np.abs(basis.beta_next * W[-1])
-    scale = max(abs(theta).max(), 1e-300)
     if theta.size < 2:
         return theta, weights
     mids = np.concatenate([[theta[0]], 0.5 * (theta[1:] + theta[:-1]), [theta[-1]]])
     nodes, mass = [], []
     for i, (t, w) in enumerate(zip(theta, weights, strict=True)):
-        if bounds[i] <= 1e-6 * scale:
+        lo, hi = max(mids[i], t - bounds[i]), min(mids[i + 1], t + bounds[i])
+        if hi - lo <= 1e-6 * abs(t):
             nodes.append([t])
             mass.append([w])
         else:
-            nodes.append(np.linspace(mids[i], mids[i + 1], spread))
+            nodes.append(np.linspace(lo, hi, spread))
             mass.append(np.full(spread, w / spread))
     return np.concatenate(nodes), np.concatenate(mass)
 

@@ -20,28 +20,51 @@ converged.
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from ..result import SolveResult
 from .lanczos import _eigh_tridiagonal, lanczos
 
+log = logging.getLogger(__name__)
+
 __all__ = ["Extremes", "condition_number", "extreme_eigenvalues", "pcg_tridiagonal",
            "ritz_values"]
 
 
-class Extremes(NamedTuple):
-    """The lowest and highest eigenvalue of ``M^-1 A`` (``A`` on its range if singular)."""
+class Extremes(tuple):
+    """``(lowest, highest)`` eigenvalue of ``M^-1 A`` (``A`` on its range if singular).
 
-    lowest: float
-    highest: float
+    A tuple of two floats, with ``.lowest``, ``.highest``, ``.condition_number``,
+    ``.steps`` (Lanczos steps taken) and ``.converged`` (whether both residual bounds met
+    the tolerance; if not, ``lowest`` is an upper bound, ``highest`` a lower bound).
+    """
+
+    def __new__(cls, lowest: float, highest: float, steps: int = 0, converged: bool = True):
+        self = super().__new__(cls, (float(lowest), float(highest)))
+        self.steps, self.converged = int(steps), bool(converged)
+        return self
+
+    @property
+    def lowest(self) -> float:
+        return self[0]
+
+    @property
+    def highest(self) -> float:
+        return self[1]
 
     @property
     def condition_number(self) -> float:
         """``highest / lowest`` (``inf`` when ``lowest <= 0``)."""
         return self.highest / self.lowest if self.lowest > 0 else math.inf
+
+    def __repr__(self) -> str:
+        flag = "" if self.converged else ", not converged"
+        return (f"Extremes(lowest={self.lowest:.6g}, highest={self.highest:.6g}, "
+                f"steps={self.steps}{flag})")
 
 
 def pcg_tridiagonal(result: SolveResult) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +162,8 @@ def extreme_eigenvalues(A: Any, M: Any = None, *, seed: int | None = 0, rtol: fl
     Returns
     -------
     Extremes
-        ``(lowest, highest)``, with ``.condition_number``.
+        ``(lowest, highest)``, with ``.condition_number``, ``.steps`` and ``.converged``
+        (False, with a logged warning, when ``maxiter`` ran out first).
 
     Examples
     --------
@@ -167,4 +191,8 @@ def extreme_eigenvalues(A: Any, M: Any = None, *, seed: int | None = 0, rtol: fl
     basis = lanczos(A, maxiter, M=M, seed=seed, reorthogonalize=reorthogonalize,
                     precond_options=precond_options, stop=converged)
     vals, _ = basis.ritz()
-    return Extremes(float(vals[0]), float(vals[-1]))
+    done = basis.beta_next == 0 or converged(basis.alpha, basis.beta, basis.beta_next)
+    if not done:
+        log.warning("extreme_eigenvalues: not converged to rtol=%g in %d Lanczos steps "
+                    "(raise maxiter)", rtol, basis.m)
+    return Extremes(vals[0], vals[-1], basis.m, done)

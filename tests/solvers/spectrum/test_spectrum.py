@@ -265,3 +265,30 @@ def test_prediction_beyond_the_lanczos_steps_is_flagged():
         spectrum.predict_iterations(A, b, rtol=0)
     with pytest.raises(ValueError, match="b must have 1024 entries"):
         spectrum.predict_iterations(A, b[:5])
+
+
+# -- the survey (dcdm spectrum, the scaling report) -------------------------------------------
+def test_survey_rows_and_refusals():
+    A, b = gallery.poisson((20, 20))
+    rows = spectrum.survey(A.to_csr(), b, ("jacobi", "mg"), steps=10, probes=2)
+    assert rows[1] == {"M": "mg", "skipped": rows[1]["skipped"]}  # no grid: MG cannot build
+    assert "grid" in rows[1]["skipped"]
+    jac = rows[0]
+    assert jac["actual"] == dcdm.cg(A, b, M="jacobi", rtol=1e-6).iterations
+    assert jac["extremes_converged"] and jac["kappa"] == pytest.approx(
+        jac["kappa_from_solve"], rel=1e-3)
+    assert "jacobi" in spectrum.format_survey(rows) and "skipped" in spectrum.format_survey(rows)
+    with pytest.raises(ValueError, match=r"linear SPD preconditioners .*got \['neural'\]"):
+        spectrum.survey(A, b, ("neural",))
+    with pytest.raises(ValueError, match="predict_steps must be an integer >= 1"):
+        spectrum.survey(A, b, ("jacobi",), predict_steps=0)
+
+
+def test_unconverged_extremes_say_so(caplog):
+    A, _ = gallery.poisson((40, 40))
+    ext = spectrum.extreme_eigenvalues(A, maxiter=10)
+    assert not ext.converged and ext.steps == 10
+    assert "not converged" in caplog.text and "not converged" in repr(ext)
+    lo, hi = ext  # still a pair
+    exact = 8 * np.sin(np.array([1, 40]) * np.pi / 82) ** 2
+    assert lo >= exact[0] and hi <= exact[1] * (1 + 1e-12)
