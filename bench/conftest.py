@@ -164,6 +164,13 @@ def bench_device(request) -> str:
     return device
 
 
+def cpu_only(device: str) -> None:
+    """Skip a case that runs on the CPU only (NumPy, a CPU torch model) under
+    ``--bench-device cuda`` (the ``bench_device`` fixture has already skipped without a GPU)."""
+    if device != "cpu":
+        pytest.skip("runs on the CPU only (NumPy / CPU torch): nothing to measure on the GPU")
+
+
 @pytest.fixture(scope="session")
 def gpu():
     """CuPy, for the cases that only exist on a GPU; skips without CuPy and a device

@@ -30,7 +30,9 @@ def spectrum_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], l
     recs = [r for r in res.select(kind="spectrum") if r.get("kappa") is not None
             and not on_gpu(r)]
     overhead = [r for r in res.select(kind="spectrum") if r.get("bare_loop_s") is not None]
-    if not recs and not overhead:
+    hessian = [r for r in res.select(kind="spectrum") if r.get("hvps") is not None
+               or r.get("hvp_saved_bytes") is not None]
+    if not recs and not overhead and not hessian:
         return [], []
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in recs:
@@ -76,4 +78,15 @@ def spectrum_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], l
                       f"{r.get('slq_steps')} steps): {format_time(slq)} against "
                       f"{format_time(bare)} for the bare loop of the same mat-vecs and "
                       f"V-cycles: overhead {slq / bare:.2f}x (target <= 1.1x).", ""]
+    for r in hessian:
+        if r.get("hvps") is not None:
+            lines += [f"Top-20 Hessian eigenvalues of a {r.get('parameters'):,}-parameter MLP "
+                      f"(`bench/test_hessian.py`): {r['hvps']} Hessian-vector products "
+                      f"(target <= 60), {format_time(r.get('median'))}, converged: "
+                      f"{r.get('converged')}.", ""]
+        else:
+            lines += [f"Memory autograd saves for one Hessian-vector product: "
+                      f"{r['hvp_saved_bytes'] / 2**20:.1f} MiB against "
+                      f"{r['grad_saved_bytes'] / 2**20:.1f} MiB for a gradient: "
+                      f"{r['hvp_saved_bytes'] / r['grad_saved_bytes']:.2f}x (target <= 3x).", ""]
     return lines, figures

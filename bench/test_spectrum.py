@@ -26,6 +26,7 @@ from dcdm.problems import gallery
 from dcdm.solvers import as_operator, make_preconditioner
 
 from .conftest import MEDIANS, RATIOS, is_large, is_smoke, record
+from .conftest import cpu_only as _cpu_only
 
 RTOL = 1e-6
 SLOW = ("none", "jacobi")
@@ -72,7 +73,8 @@ def _curve(density: spectrum.SpectralDensity, points: int = 160) -> tuple[list, 
     return grid.round(4).tolist(), values.tolist()
 
 
-def test_spectrum(benchmark, spectrum_case):
+def test_spectrum(benchmark, bench_device, spectrum_case):
+    _cpu_only(bench_device)
     dim, n, M = spectrum_case
     A, b = _tank(dim, n)
     rows = []
@@ -97,7 +99,8 @@ def test_spectrum(benchmark, spectrum_case):
     assert row["reason"].startswith("CONVERGED")
 
 
-def test_slq_overhead(benchmark, request):
+def test_slq_overhead(benchmark, bench_device, request):
+    _cpu_only(bench_device)
     n = 16 if is_smoke(request.config) else 64
     A, _ = _tank(3, n)
     A = as_operator(A)
