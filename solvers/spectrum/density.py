@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .lanczos import _prepare, lanczos
+from .lanczos import REORTHOGONALIZE, _prepare, _Restricted, _run
 
 __all__ = ["SpectralDensity", "slq"]
 
@@ -183,7 +183,11 @@ def slq(A: Any, M: Any = None, *, steps: int = 50, probes: int = 10, seed: int |
     >>> bool(abs(d.trace() - 4 * 256) <= 3 * d.trace_std() + 1e-9)
     True
     """
+    if reorthogonalize not in REORTHOGONALIZE:
+        raise ValueError(f"reorthogonalize must be one of {REORTHOGONALIZE}, "
+                         f"got {reorthogonalize!r}")
     A, P, support = _prepare(A, M, None, precond_options)
+    ops = _Restricted(A, P, support)
     k = int(support.sum())
     for name, value, low in (("steps", steps, 1), ("probes", probes, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
@@ -205,7 +209,7 @@ def slq(A: Any, M: Any = None, *, steps: int = 50, probes: int = 10, seed: int |
         v = _rademacher(rng, k)
         if scale is not None:
             v *= scale
-        basis = lanczos(A, steps, M=P, v0=v, support=support, reorthogonalize=reorthogonalize)
+        basis = _run(ops, steps, v0=v, how=reorthogonalize)
         theta, w = basis.quadrature()
         nodes.append(theta)
         weights.append(w / probes)

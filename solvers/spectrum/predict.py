@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from .lanczos import _prepare, lanczos
+from .lanczos import _prepare, _Restricted, _run
 
 __all__ = ["IterationPrediction", "predict_iterations"]
 
@@ -185,6 +185,7 @@ def predict_iterations(A: Any, b: Any = None, M: Any = None, *, rtol: float = 1e
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     A, P, support = _prepare(A, M, None, precond_options)
+    ops = _Restricted(A, P, support)
     k = int(support.sum())
     if b is not None:
         starts = [np.asarray(b, dtype=np.float64).reshape(-1)]
@@ -200,8 +201,7 @@ def predict_iterations(A: Any, b: Any = None, M: Any = None, *, rtol: float = 1e
 
     curves, preds, lo, hi = [], [], math.inf, -math.inf
     for v in starts:
-        basis = lanczos(A, min(steps, k), M=P, v0=v, support=support, reorthogonalize="none",
-                        stop=reached)
+        basis = _run(ops, min(steps, k), v0=v, how="none", stop=reached)
         curve = cg_residuals(basis.alpha, basis.beta, basis.beta_next)
         curves.append(curve)
         preds.append(_predict(curve, basis, rtol, maxiter=100 * k))
