@@ -119,7 +119,14 @@ class AMG(Preconditioner):
         C.sum_duplicates()
         C.sort_indices()
         make = getattr(pyamg, _KINDS[self.amg])
-        ml = make(C, max_levels=self.max_levels, max_coarse=self.max_coarse)
+        # pyamg's set-up draws from NumPy's global RNG (spectral-radius estimates): seed it
+        # for the build, so that one matrix always gives one hierarchy, and put it back
+        state = np.random.get_state()  # noqa: NPY002 (the global RNG is what pyamg uses)
+        try:
+            np.random.seed(0)  # noqa: NPY002
+            ml = make(C, max_levels=self.max_levels, max_coarse=self.max_coarse)
+        finally:
+            np.random.set_state(state)  # noqa: NPY002
         for level in ml.levels:
             for attr in ("A", "P", "R"):
                 M = getattr(level, attr, None)

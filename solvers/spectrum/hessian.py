@@ -318,8 +318,9 @@ def hessian_eigenvalues(model: nn.Module | HessianOperator, loss_fn: Callable | 
 
     Full re-orthogonalisation from a seeded Gaussian start (same seed, same result). The
     run stops once the top ``k`` residual bounds ``|beta_m W[m-1, i]|`` are at most
-    ``tol * max|theta|``, or restarts with twice the ``steps`` limit (first
-    ``min(P, max(2k + 20, 100))``, at most ``P``). A Krylov space exhausted before ``k``
+    ``tol * max|theta|`` (checked every 5 steps; the basis grows as it goes), or after
+    ``steps`` Lanczos steps (default ``min(P, max(20 k, 300))``), then with
+    ``converged=False``. A Krylov space exhausted before ``k``
     values (fewer distinct eigenvalues) is continued on its orthogonal complement;
     otherwise single-vector Lanczos finds a multiple eigenvalue once.
 
@@ -352,7 +353,7 @@ def hessian_eigenvalues(model: nn.Module | HessianOperator, loss_fn: Callable | 
     P = H.num_parameters
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= P:
         raise ValueError(f"k must be an integer in 1..{P} (the number of parameters), got {k!r}")
-    limit = min(P, max(2 * k + 20, 100)) if steps is None else steps
+    limit = min(P, max(20 * k, 300)) if steps is None else steps
     if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if not tol >= 0:
@@ -371,14 +372,10 @@ def hessian_eigenvalues(model: nn.Module | HessianOperator, loss_fn: Callable | 
         A = _deflated(H, done, shift) if done.size else H
         v0 = rng.standard_normal(P)
         v0 -= done.T @ (done @ v0)
-        cap = min(int(limit), left)
-        while True:
-            basis = lanczos(A, cap, v0=v0, stop=lambda a, b, r, need=need: met(
-                _eigh_tridiagonal(a, b), r, need))
-            exhausted = basis.beta_next == 0.0  # an invariant subspace: T is exact
-            if exhausted or cap >= left or met(basis.ritz(), basis.beta_next, need):
-                break
-            cap = min(2 * cap, left)
+        # one run, its basis grown as it goes, ended by the bounds (no restart from scratch)
+        basis = lanczos(A, min(int(limit), left), v0=v0, stop=lambda a, b, r, need=need: met(
+            _eigh_tridiagonal(a, b), r, need))
+        exhausted = basis.beta_next == 0.0  # an invariant subspace: T is exact
         theta, bound = basis.ritz()[0] - shift, basis.residual_bounds()
         scale = max(scale, float(np.abs(theta).max()))
         vals.append(theta)

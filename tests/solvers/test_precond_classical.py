@@ -359,3 +359,19 @@ def test_apply_rejects_wrong_sizes(case):
         P.apply(np.ones(7))
     with pytest.raises(ValueError, match="out must be a NumPy array"):
         P.apply(np.ones(30), out=np.ones(29))
+
+
+def test_amg_builds_the_same_hierarchy_every_time():
+    # pyamg's set-up draws from NumPy's global RNG; the build seeds it and restores it
+    pytest.importorskip("pyamg")
+    from dcdm.problems import gallery
+    from dcdm.solvers import as_operator, make_preconditioner
+
+    A, b = gallery.smoke((32, 32), obstacles=4, seed=1)
+    np.random.seed(123)  # noqa: NPY002
+    before = np.random.get_state()[1].copy()  # noqa: NPY002
+    P1 = make_preconditioner("amg", as_operator(A))
+    assert np.array_equal(np.random.get_state()[1], before)  # noqa: NPY002 (untouched)
+    np.random.rand(7)  # noqa: NPY002
+    P2 = make_preconditioner("amg", as_operator(A))
+    np.testing.assert_array_equal(P1.apply(b), P2.apply(b))
