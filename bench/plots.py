@@ -79,10 +79,12 @@ def densities(panels: dict[str, dict[str, tuple[Sequence[float], Sequence[float]
     """SLQ densities over ``log10(lambda / lambda_max)``, one panel per problem, one
     curve per preconditioner (``label -> (grid, values)``)."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), squeeze=False)
+    names = sorted({label.split()[0] for lines in panels.values() for label in lines})
+    colors = {name: f"C{i % 10}" for i, name in enumerate(names)}  # one colour per M
     for ax, (title, lines) in zip(axes[0], panels.items(), strict=True):
         for label, (grid, values) in lines.items():
             if len(grid):
-                ax.semilogy(grid, values, label=label)
+                ax.semilogy(grid, values, label=label, color=colors[label.split()[0]])
         ax.set_ylim(1e-4, None)
         ax.set_title(title)
         ax.set_xlabel("log10(lambda / lambda_max) of M^-1 A")
