@@ -1,0 +1,17 @@
+"""Newton-type minimisation with inner solves by dcdm (``dcdm.optimize``).
+
+:func:`minimize` in ``scipy.optimize.minimize``'s shape: ``method="gns"``
+(gradient-regularized Newton with Gradient-Normalized Smoothness, Semenov, Jaggi & Doikov
+2025) and the baselines of its reference code (``"gradient"``, ``"super-newton"``). Every
+trial step of a second-order method solves ``(H + lam B) d = -g``, SPD whenever ``H`` is
+positive semi-definite: by :func:`dcdm.cg` with any preconditioner, matrix-free through
+``hessp``, or by a factorisation (``inner="direct"``).
+"""
+
+from .baselines import gradient_method, super_newton
+from .gns import forcing, gns
+from .minimize import METHODS, minimize
+from .result import IterationRecord, OptimizeResult, TrialRecord
+
+__all__ = ["METHODS", "IterationRecord", "OptimizeResult", "TrialRecord", "forcing",
+           "gns", "gradient_method", "minimize", "super_newton"]

@@ -1,0 +1,142 @@
+"""Gradient-regularized Newton with Gradient-Normalized Smoothness (GNS).
+
+Semenov, Jaggi & Doikov, "Gradient-Normalized Smoothness for Optimization with Approximate
+Hessians" (arXiv 2506.13710); the adaptive search of the reference code
+(``epfml/grad-norm-smooth``, ``grad_norm_smooth``)::
+
+    x, f, g = x0, f(x0), grad f(x0);  gamma = gamma0
+    for k = 0, 1, ...
+        stop if ||g||_* <= gtol
+        H = H(x)                                      (exact Hessian or an approximation)
+        for trial = 1 .. 40
+            lam = ||g||_* / gamma
+            solve (H + lam B) d = -g                  (dcdm's PCG, or a factorisation)
+            if f - f(x + d) >= ||grad f(x + d)||_*^2 / (8 lam):  accept; gamma = 2 gamma
+            else:                                                  reject; gamma = gamma / 2
+
+``||g||_* = sqrt(g . B^-1 g)``. With ``H`` positive semi-definite, ``||d||_B <= gamma``.
+Unlike the reference code: a rejected trial is never taken (the outer iteration ends with
+status 2 after 40 rejections); negative curvature met inside CG (``p . K p <= 0``), a
+failed factorisation and a non-finite trial are rejected trials; ``gamma_min`` bounds
+``gamma`` from below; the dual norm uses a factorisation of ``B`` (or CG on it).
+
+Inner solves are inexact by default: PCG to the Eisenstat-Walker-style forcing
+``eta_k = min(0.5, sqrt(||g_k||_*))`` (relative), warm-started from the previous step; the
+acceptance test guards the globalisation, so a poor step is only a rejected trial. The
+preconditioner ``M`` (a name) is built once per outer iteration on its first trial system
+and reused for the other trials.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .result import IterationRecord, OptimizeResult, TrialRecord
+from .systems import Metric, TrialSolver, hessian_at
+
+__all__ = ["gns"]
+
+
+def forcing(gnorm: float) -> float:
+    """The relative tolerance of an inexact inner solve at dual gradient norm ``gnorm``."""
+    return min(0.5, math.sqrt(gnorm))
+
+
+def gns(fun: Callable, x0: np.ndarray, jac: Callable, *, hess: Any = None,
+        hessp: Callable | None = None, B: Any = None, M: Any = None, gtol: float = 1e-8,
+        f_target: float | None = None, maxiter: int = 1000, gamma0: float = 1.0,
+        gamma_min: float = 1e-12, max_trials: int = 40, inner: str = "cg",
+        inner_rtol: float | None = None, inner_maxiter: int | None = None,
+        callback: Callable | None = None, _state: dict | None = None) -> OptimizeResult:
+    """Minimise ``fun`` by GNS; see :func:`dcdm.optimize.minimize` for the arguments."""
+    st = _Start(fun, x0, jac, B)
+    x, f, g, metric = st.x, st.f, st.g, st.metric
+    gnorm = metric.dual_norm(g)
+    gamma, history, d_prev = float(gamma0), [], None
+    n_trials = n_inner = 0
+    status, message = 1, f"reached maxiter={maxiter}"
+    for _ in range(maxiter):
+        if gnorm <= gtol or (f_target is not None and f <= f_target):
+            status, message = 0, "gradient tolerance met" if gnorm <= gtol else "f_target met"
+            break
+        solve = TrialSolver(hessian_at(x, hess, hessp), g, metric, M=M, inner=inner,
+                            rtol=forcing(gnorm) if inner_rtol is None else inner_rtol,
+                            x0=d_prev, maxiter=inner_maxiter)
+        trials, accepted, gamma_start = [], None, gamma
+        for _trial in range(max_trials):
+            lam = gnorm / gamma
+            d, its, why = solve(lam)
+            n_trials += 1
+            n_inner += its
+            if d is None:
+                trials.append(TrialRecord(lam, False, its, why, math.nan, "solve: " + why))
+                gamma = max(gamma / 2, gamma_min)
+                continue
+            f_new, g_new = st.evaluate(x + d)
+            if f_new is None:
+                trials.append(TrialRecord(lam, False, its, why, math.nan, "non-finite f or g"))
+                gamma = max(gamma / 2, gamma_min)
+                continue
+            gnorm_new = metric.dual_norm(g_new)
+            if f - f_new >= gnorm_new ** 2 / (8 * lam):
+                trials.append(TrialRecord(lam, True, its, why, f_new))
+                accepted = (d, f_new, g_new, gnorm_new)
+                break
+            trials.append(TrialRecord(lam, False, its, why, f_new, "too little decrease"))
+            gamma = max(gamma / 2, gamma_min)
+        history.append(IterationRecord(f, gnorm, gamma_start, tuple(trials)))
+        if accepted is None:
+            status, message = 2, f"no trial step accepted in {max_trials} trials"
+            break
+        d_prev, f, g, gnorm = accepted
+        x = x + d_prev
+        gamma = 2 * gamma
+        if callback is not None:
+            callback(np.array(x, copy=True))
+    else:
+        if gnorm <= gtol or (f_target is not None and f <= f_target):
+            status, message = 0, "gradient tolerance met"
+    return OptimizeResult(x=x, fun=f, jac=g, success=status == 0, status=status,
+                          message=message, nit=len(history), n_trials=n_trials,
+                          n_inner=n_inner, nfev=st.nfev, njev=st.njev, history=tuple(history),
+                          method="gns")
+
+
+class _Start:
+    """Validated ``x0``, ``f(x0)``, ``grad f(x0)``, the metric, and evaluation counts."""
+
+    def __init__(self, fun: Callable, x0: Any, jac: Callable, B: Any):
+        if not callable(fun):
+            raise TypeError(f"fun must be callable, got {type(fun).__name__}")
+        if not callable(jac):
+            raise TypeError(f"jac must be a callable returning the gradient, got "
+                            f"{type(jac).__name__}")
+        x = np.array(x0, dtype=np.float64, copy=True)
+        if x.ndim != 1 or x.size == 0:
+            raise ValueError(f"x0 must be a non-empty 1-D array, got shape {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("x0 must be finite")
+        self.fun, self.jac, self.nfev, self.njev = fun, jac, 0, 0
+        self.x = x
+        f, g = self.evaluate(x)
+        if f is None:
+            raise ValueError("fun(x0) and jac(x0) must be finite (got a NaN or Inf at x0)")
+        self.f, self.g = f, g
+        self.metric = Metric(B, x.size)
+
+    def evaluate(self, x: np.ndarray) -> tuple[float | None, np.ndarray | None]:
+        self.nfev += 1
+        self.njev += 1
+        f = float(self.fun(x))
+        g = np.asarray(self.jac(x), dtype=np.float64)
+        if g.shape not in ((x.size,), (x.size, 1)):
+            raise ValueError(f"jac(x) must return {x.size} entries (the shape of x0), got "
+                             f"shape {g.shape}")
+        g = g.reshape(-1)
+        if not math.isfinite(f) or not np.all(np.isfinite(g)):
+            return None, None
+        return f, g

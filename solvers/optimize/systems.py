@@ -1,0 +1,180 @@
+"""The linear algebra every Newton-type step needs: the metric ``B`` (products, dual norms
+``||g||_* = sqrt(g . B^-1 g)``), the Hessian at a point as an operator, and the trial
+system ``(H + lam B) d = -g`` solved directly (dense Cholesky or sparse LU) or by
+:func:`dcdm.cg` with any preconditioner, warm-started.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from ..cg import cg
+from ..precond.base import Preconditioner
+from ..precond.registry import make_preconditioner
+from ..result import Reason
+
+__all__ = ["Metric", "TrialSolver", "hessian_at", "solve_step", "system"]
+
+
+def _is_matrix(A: Any) -> bool:
+    return isinstance(A, np.ndarray) or sp.issparse(A)
+
+
+class Metric:
+    """The metric ``B`` (``None``: the identity): ``B v`` and the dual norm of a gradient.
+
+    A dense or sparse ``B`` is factorised once (Cholesky / sparse LU) after a check that it
+    is symmetric positive definite; a ``LinearOperator`` is inverted by CG to 1e-12.
+    """
+
+    def __init__(self, B: Any, n: int):
+        self.B = B
+        self._solve: Callable[[np.ndarray], np.ndarray] | None = None
+        if B is None:
+            return
+        if not (_is_matrix(B) or isinstance(B, spla.LinearOperator)):
+            raise TypeError(f"B must be None, a dense or sparse matrix or a LinearOperator, "
+                            f"got {type(B).__name__}")
+        if B.shape != (n, n):
+            raise ValueError(f"B must be {n} x {n} (one row per entry of x0), got shape "
+                             f"{B.shape}")
+        if isinstance(B, np.ndarray):
+            if not np.allclose(B, B.T, rtol=1e-10, atol=0):
+                raise ValueError("B must be symmetric positive definite: it is not symmetric")
+            try:
+                factor = scipy.linalg.cho_factor(B)
+            except np.linalg.LinAlgError:
+                raise ValueError("B must be symmetric positive definite: its Cholesky "
+                                 "factorisation failed") from None
+            self._solve = lambda g: scipy.linalg.cho_solve(factor, g)
+        elif sp.issparse(B):
+            Bc = sp.csc_array(B)
+            if abs(Bc - Bc.T).max() > 1e-10 * abs(Bc).max():
+                raise ValueError("B must be symmetric positive definite: it is not symmetric")
+            self._solve = spla.factorized(Bc)
+
+    def apply(self, v: np.ndarray) -> np.ndarray:
+        return v if self.B is None else np.asarray(self.B @ v)
+
+    def inverse(self, g: np.ndarray) -> np.ndarray:
+        """``B^-1 g``."""
+        if self.B is None:
+            return g
+        if self._solve is not None:
+            return np.asarray(self._solve(g))
+        res = cg(self.B, g, rtol=1e-12, maxiter=10 * g.size)
+        if not res.converged:
+            raise ValueError(f"B must be symmetric positive definite: CG on B ended "
+                             f"{res.reason.name}")
+        return np.asarray(res.x)
+
+    def dual_norm(self, g: np.ndarray) -> float:
+        """``sqrt(g . B^-1 g)``; raises if ``B`` turns out not positive definite."""
+        q = float(g @ self.inverse(g))
+        if q < 0 or not math.isfinite(q):
+            raise ValueError("B must be symmetric positive definite: g . B^-1 g = "
+                             f"{q:.3g} for the current gradient")
+        return math.sqrt(q)
+
+    def norm(self, d: np.ndarray) -> float:
+        return math.sqrt(max(float(d @ self.apply(d)), 0.0))
+
+
+def hessian_at(x: np.ndarray, hess: Any, hessp: Callable | None) -> Any:
+    """The Hessian (or its approximation) at ``x``: a matrix, or a ``LinearOperator``.
+
+    ``hess`` may be a callable ``hess(x)`` returning a matrix or LinearOperator, or a
+    constant matrix / LinearOperator; ``hessp(x, v)`` gives a matrix-free operator.
+    """
+    n = x.size
+    if hess is not None:
+        H = hess(x) if callable(hess) and not isinstance(hess, spla.LinearOperator) else hess
+        if not (_is_matrix(H) or isinstance(H, spla.LinearOperator)):
+            raise TypeError(f"hess(x) must return a dense or sparse matrix or a "
+                            f"LinearOperator, got {type(H).__name__}")
+        if H.shape != (n, n):
+            raise ValueError(f"hess(x) must be {n} x {n}, got shape {H.shape}")
+        return H
+    if hessp is None:
+        raise ValueError("a second-order method needs hess= or hessp=")
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        out = np.asarray(hessp(x, np.asarray(v).reshape(-1)), dtype=np.float64)
+        if out.shape not in ((n,), (n, 1)):
+            raise ValueError(f"hessp(x, v) must return {n} entries (the shape of x0), got "
+                             f"shape {out.shape}")
+        return out.reshape(-1)
+
+    return spla.LinearOperator((n, n), matvec=matvec, dtype=np.float64)
+
+
+def system(H: Any, lam: float, metric: Metric) -> Any:
+    """``H + lam B``: assembled when both are matrices, a LinearOperator otherwise."""
+    B = metric.B
+    if _is_matrix(H) and (B is None or _is_matrix(B)):
+        if sp.issparse(H) or sp.issparse(B):
+            eye = sp.eye_array(H.shape[0], format="csr") if B is None else sp.csr_array(B)
+            return sp.csr_array(H) + lam * eye
+        return H + lam * (np.eye(H.shape[0]) if B is None else B)
+    n = H.shape[0]
+    return spla.LinearOperator((n, n), dtype=np.float64,
+                               matvec=lambda v: H @ v + lam * metric.apply(v))
+
+
+def solve_step(K: Any, g: np.ndarray, *, inner: str, rtol: float, M: Any,
+               x0: np.ndarray | None, maxiter: int | None) -> tuple[np.ndarray | None, int, str]:
+    """``d`` with ``K d = -g``: ``(d, inner iterations, reason)``; ``d`` is None when the
+    system turned out indefinite or the solve failed (a rejected trial, not an error)."""
+    if inner == "direct":
+        if not _is_matrix(K):
+            raise ValueError("inner='direct' needs the Hessian (and B) as matrices; with "
+                             "hessp or a LinearOperator use inner='cg'")
+        try:
+            if sp.issparse(K):
+                d = spla.spsolve(sp.csc_array(K), -g)
+            else:
+                d = -scipy.linalg.cho_solve(scipy.linalg.cho_factor(K), g)
+        except (np.linalg.LinAlgError, RuntimeError):
+            return None, 0, "not positive definite"
+        return (d if np.all(np.isfinite(d)) else None), 0, "direct"
+    res = cg(K, -g, x0=x0, M=M, rtol=rtol, maxiter=maxiter)
+    if res.reason in (Reason.INDEFINITE_OPERATOR, Reason.NAN_OR_INF, Reason.BREAKDOWN):
+        return None, res.iterations, res.reason.name
+    return np.asarray(res.x), res.iterations, res.reason.name
+
+
+class TrialSolver:
+    """One outer iteration's trial systems ``(H + lam B) d = -g``, ``lam`` changing from
+    trial to trial: ``M`` (a name) built on the first and reused (as a plain callable, so
+    that the next ``lam`` passes), every solve warm-started from ``x0``."""
+
+    def __init__(self, H: Any, g: np.ndarray, metric: Metric, *, M: Any, inner: str,
+                 rtol: float, x0: np.ndarray | None, maxiter: int | None):
+        self.H, self.g, self.metric, self.M = H, g, metric, M
+        self.inner, self.rtol, self.x0, self.maxiter = inner, rtol, x0, maxiter
+        self._P: Any = None
+        self._built = False
+
+    def __call__(self, lam: float) -> tuple[np.ndarray | None, int, str]:
+        K = system(self.H, lam, self.metric)
+        if not self._built and self.inner != "direct":
+            P = build_preconditioner(self.M, K)
+            apply = getattr(P, "apply", None)
+            self._P, self._built = (P if apply is None else (lambda r: apply(r))), True
+        return solve_step(K, self.g, inner=self.inner, rtol=self.rtol, M=self._P, x0=self.x0,
+                          maxiter=self.maxiter)
+
+
+def build_preconditioner(M: Any, K: Any) -> Any:
+    """``M`` built for this outer iteration's first system (a name is built on ``K``; a
+    built :class:`Preconditioner` or a callable is used as given)."""
+    if M is None or isinstance(M, Preconditioner) or not isinstance(M, str):
+        return M
+    return make_preconditioner(M, K)
