@@ -221,12 +221,16 @@ benchmarks() {
 }
 
 report() {
-    # the newest committed CPU results (the file names are UTC times; GPU runs say "gpu")
-    local cpu
-    cpu=$(git ls-files 'bench/results/*.json' 2>/dev/null | grep -v gpu | sort | tail -1)
-    [[ -z $cpu ]] && cpu=$(ls bench/results/*.json 2>/dev/null | grep -v gpu | sort | tail -1)
+    # the newest committed full CPU run (named by its UTC time; GPU runs say "gpu") and the
+    # partial runs made after it (one suite, named with a suffix: 20261203-142054-spectrum)
+    local all cpu partial
+    all=$(git ls-files 'bench/results/*.json' 2>/dev/null | grep -v gpu | sort)
+    [[ -z $all ]] && all=$(ls bench/results/*.json 2>/dev/null | grep -v gpu | sort)
+    cpu=$(grep -E '/[0-9]{8}-[0-9]{6}\.json$' <<< "$all" | tail -1)
+    partial=$(grep -vE '/[0-9]{8}-[0-9]{6}\.json$' <<< "$all" | awk -v f="$cpu" '$0 > f')
     local inputs=()
     [[ -n $cpu ]] && inputs+=("$cpu")
+    [[ -n $partial ]] && mapfile -t -O "${#inputs[@]}" inputs <<< "$partial"
     [[ -s $OUT/gpu.json ]] && inputs+=("$OUT/gpu.json")
     if (( ${#inputs[@]} == 0 )); then
         echo "no results to report"

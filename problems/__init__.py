@@ -1,6 +1,7 @@
-"""Flag grids, their pressure operators, geometry, scenes, right-hand sides and matrix I/O."""
+"""Flag grids, their pressure operators, geometry, scenes, right-hand sides, matrix I/O, and
+the optimization test problems of :mod:`dcdm.optimize` (:mod:`.optimization`)."""
 
-from . import gallery, geometry, io, rhs, scenes
+from . import gallery, geometry, io, optimization, rhs, scenes
 from .geometry import Box, Sphere, Union
 from .grid import CellType, Grid, GridLaplacian
 
@@ -14,6 +15,7 @@ __all__ = [
     "gallery",
     "geometry",
     "io",
+    "optimization",
     "rhs",
     "scenes",
 ]

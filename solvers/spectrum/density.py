@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from .lanczos import REORTHOGONALIZE, _prepare, _Restricted, _run
+from .lanczos import REORTHOGONALIZE, _run
+from .restricted import Restricted, prepare
 
 __all__ = ["SpectralDensity", "slq"]
 
@@ -186,8 +187,8 @@ def slq(A: Any, M: Any = None, *, steps: int = 50, probes: int = 10, seed: int |
     if reorthogonalize not in REORTHOGONALIZE:
         raise ValueError(f"reorthogonalize must be one of {REORTHOGONALIZE}, "
                          f"got {reorthogonalize!r}")
-    A, P, support = _prepare(A, M, None, precond_options)
-    ops = _Restricted(A, P, support)
+    A, P, support = prepare(A, M, None, precond_options)
+    ops = Restricted(A, P, support)
     k = int(support.sum())
     for name, value, low in (("steps", steps, 1), ("probes", probes, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:

@@ -27,10 +27,9 @@ kept twice, ``u_j`` (residual space) and ``z_j = P u_j``, with ``u_i . z_j = del
 The Ritz vectors of ``P A`` are ``Z^T W`` (``W`` the eigenvectors of ``T``). This is the
 recurrence PCG factorises (Saad, *Iterative Methods*, 2nd ed., Section 6.7.3).
 
-``reorthogonalize``: ``"full"`` (every step against every vector), ``"selective"``
-(only against Ritz vectors that have converged, Parlett-Scott: cheaper, as accurate
-for the Ritz values) or ``"none"`` (the three-term recurrence alone; nothing but three
-vectors stored, so no Ritz vectors; converged Ritz values then reappear as "ghost"
+``reorthogonalize``: ``"full"`` (every step against every vector), ``"selective"`` (only
+against converged Ritz vectors, Parlett-Scott) or ``"none"`` (the three-term recurrence
+alone: three vectors stored, no Ritz vectors; converged Ritz values reappear as "ghost"
 copies, harmless for quadrature and extremes).
 
 ``A`` is checked for symmetry with two mat-vecs (skipped when it declares
@@ -54,8 +53,7 @@ import scipy.linalg
 
 from dcdm import kernels
 
-from ..operators import as_operator
-from ..precond.registry import make_preconditioner
+from .restricted import Restricted, prepare, start_vector
 
 __all__ = ["CHECK_EVERY", "DEFAULT_MAX_BYTES", "REORTHOGONALIZE", "LanczosBasis", "lanczos"]
 
@@ -162,106 +160,6 @@ def _check_memory(k: int, m: int, copies: int, max_bytes: int) -> None:
         )
 
 
-class _Restricted:
-    """``A``, ``P`` and the null-space projection on vectors restricted to ``support``."""
-
-    def __init__(self, A: Any, P: Any, support: np.ndarray):
-        own = getattr(A, "support", None)
-        fast = getattr(A, "matvec_fluid", None)
-        inside = own is not None and not np.any(support & ~np.asarray(own, dtype=bool))
-        # a grid operator's matvec_fluid is exact for vectors that vanish off its support
-        self._mv: Callable = fast if fast is not None and inside else A.matvec
-        self._P = P
-        self._ns = getattr(A, "nullspace", None)
-        self.support = support
-        # integer indices gather and scatter about twice as fast as a boolean mask
-        self._idx = None if support.all() else np.flatnonzero(support)
-        self._full = np.zeros(support.size, dtype=np.result_type(A.dtype, np.float64))
-
-    def _run(self, f: Callable, v: np.ndarray) -> np.ndarray:
-        if self._idx is None:
-            out = np.asarray(f(v), dtype=np.float64).reshape(-1)
-            return out.copy() if np.shares_memory(out, v) else out
-        full = self._full
-        full[self._idx] = v
-        return np.asarray(f(full), dtype=np.float64).reshape(-1).take(self._idx)
-
-    def matvec(self, v: np.ndarray) -> np.ndarray:
-        return self._run(self._mv, v)
-
-    def precondition(self, v: np.ndarray) -> np.ndarray:
-        return v if self._P is None else self._run(self._P.apply, v)
-
-    def project(self, v: np.ndarray) -> np.ndarray:
-        """Remove the constant null-space component (residual space), in place."""
-        if self._ns is not None:
-            full = np.zeros(self.support.size)
-            full[self.support] = v
-            v[:] = self._ns.project(full)[self.support]
-        return v
-
-
-def _prepare(A: Any, M: Any, support: np.ndarray | None, precond_options: dict | None):
-    A = as_operator(A)
-    n = A.shape[0]
-    if support is None:
-        support = getattr(A, "support", None)
-        support = np.ones(n, dtype=bool) if support is None else support
-    support = np.asarray(support, dtype=bool)
-    if support.shape != (n,):
-        raise ValueError(f"support must be a boolean mask of shape ({n},) (one entry per row "
-                         f"of A), got shape {support.shape}")
-    _check_symmetric(A, support)
-    P = make_preconditioner(M, A, **(precond_options or {}))
-    if P is not None and getattr(P, "name", None) == "none":
-        P = None  # the identity: plain Lanczos (and a uniform SLQ measure)
-    if P is not None and not (P.is_linear and P.is_spd):
-        raise ValueError(
-            f"M={getattr(P, 'name', M)!r} is not a linear SPD preconditioner, which Lanczos "
-            "(like CG) requires: a non-linear M^-1 A has no fixed spectrum; use a linear M "
-            "('jacobi', 'ic0', 'mic0', 'amg', 'mg'), or study the network through "
-            "its Jacobian (non-symmetric: Arnoldi)"
-        )
-    return A, P, support
-
-
-def _check_symmetric(A: Any, support: np.ndarray) -> None:
-    """Refuse a non-symmetric ``A``: ``u . A v`` against ``v . A u`` for two random vectors
-    on the support (two mat-vecs), to a tolerance set by ``A``'s precision. Skipped for an
-    operator that declares ``is_symmetric = True`` (a network Hessian, whose every product
-    is a pass over a data set)."""
-    if getattr(A, "is_symmetric", False) is True:
-        return
-    rng = np.random.default_rng(12345)
-    u, v = (np.where(support, rng.standard_normal(support.size), 0.0) for _ in range(2))
-    Au = np.asarray(A.matvec(u), dtype=np.float64).reshape(-1)
-    Av = np.asarray(A.matvec(v), dtype=np.float64).reshape(-1)
-    a, b = float(u @ Av), float(v @ Au)
-    scale = np.linalg.norm(u) * np.linalg.norm(Av) + np.linalg.norm(v) * np.linalg.norm(Au)
-    dtype = A.dtype if np.issubdtype(A.dtype, np.floating) else np.float64
-    tol = max(1e-8, 1000 * float(np.finfo(dtype).eps))
-    if not abs(a - b) <= tol * scale:
-        raise ValueError(
-            f"A is not symmetric (u . A v = {a:.6g} but v . A u = {b:.6g} for random u, v): "
-            "Lanczos, SLQ and CG need a symmetric A; for a non-symmetric operator use "
-            "Arnoldi (scipy.sparse.linalg.eigs)")
-
-
-def _start(ops: _Restricted, v0, seed, k: int) -> np.ndarray:
-    if v0 is None:
-        rng = np.random.default_rng(seed)
-        return ops.matvec(rng.standard_normal(k))
-    v = np.asarray(v0, dtype=np.float64).reshape(-1)
-    if v.size == ops.support.size:
-        v = v[ops.support]
-    elif v.size != k:
-        raise ValueError(f"v0 must have {ops.support.size} entries (one per row of A) or "
-                         f"{k} (one per unknown of the support), got {v.size}")
-    if not np.all(np.isfinite(v)):
-        raise ValueError("v0 must be finite")
-    return v.copy()
-
-
 def lanczos(A: Any, m: int, *, M: Any = None, v0: Any = None, seed: int | None = 0,
             support: np.ndarray | None = None, reorthogonalize: str = "full",
             max_bytes: int = DEFAULT_MAX_BYTES, precond_options: dict | None = None,
@@ -339,15 +237,15 @@ def lanczos(A: Any, m: int, *, M: Any = None, v0: Any = None, seed: int | None =
     if reorthogonalize not in REORTHOGONALIZE:
         raise ValueError(f"reorthogonalize must be one of {REORTHOGONALIZE}, "
                          f"got {reorthogonalize!r}")
-    A, P, support = _prepare(A, M, support, precond_options)
-    return _run(_Restricted(A, P, support), m, v0=v0, seed=seed, how=reorthogonalize,
+    A, P, support = prepare(A, M, support, precond_options)
+    return _run(Restricted(A, P, support), m, v0=v0, seed=seed, how=reorthogonalize,
                 max_bytes=max_bytes, stop=stop)
 
 
-def _run(ops: _Restricted, m: int, *, v0: Any = None, seed: int | None = 0,
+def _run(ops: Restricted, m: int, *, v0: Any = None, seed: int | None = 0,
          how: str = "full", max_bytes: int = DEFAULT_MAX_BYTES,
          stop: Callable | None = None) -> LanczosBasis:
-    """Lanczos on operators already checked and built (:func:`_prepare`): the entry of the
+    """Lanczos on operators already checked and built (:func:`prepare`): the entry of the
     callers that run many probes on one operator (SLQ, predictions)."""
     k = int(ops.support.sum())
     if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
@@ -355,7 +253,7 @@ def _run(ops: _Restricted, m: int, *, v0: Any = None, seed: int | None = 0,
     m = min(int(m), k)
     if how != "none":
         _check_memory(k, m, 1 if ops._P is None else 2, max_bytes)
-    u = ops.project(_start(ops, v0, seed, k))
+    u = ops.project(start_vector(ops, v0, seed, k))
     z = ops.precondition(u)
     norm2 = float(u @ z)
     if not norm2 > 0 or not math.isfinite(norm2):
@@ -367,15 +265,13 @@ def _run(ops: _Restricted, m: int, *, v0: Any = None, seed: int | None = 0,
     return _iterate(ops, u, z, m, k, how, start_norm, stop)
 
 
+# the recurrence's dots and axpys by the package's Numba kernels: BLAS (OpenBLAS's own pool)
+# between Numba-parallel products spins against Numba's pool (measured: SLQ 2.8x slower)
+_dot = kernels.dot
+
+
 def _axpy(x: np.ndarray, y: np.ndarray, a: float) -> None:
-    """``y += a x`` in place, by the package's kernels: BLAS (OpenBLAS's own thread pool)
-    between Numba-parallel products spins against Numba's (measured: SLQ 2.8x slower)."""
-    kernels.axpy(a, x, y)
-
-
-def _dot(x: np.ndarray, y: np.ndarray) -> float:
-    """``x . y`` by the package's kernels (not BLAS, as :func:`_axpy`)."""
-    return kernels.dot(x, y)
+    kernels.axpy(a, x, y)  # y += a x, in place
 
 
 def _grow(V: np.ndarray | None, j: int, m: int) -> np.ndarray | None:
@@ -387,7 +283,7 @@ def _grow(V: np.ndarray | None, j: int, m: int) -> np.ndarray | None:
     return bigger
 
 
-def _iterate(ops: _Restricted, u: np.ndarray, z: np.ndarray, m: int, k: int, how: str,
+def _iterate(ops: Restricted, u: np.ndarray, z: np.ndarray, m: int, k: int, how: str,
              start_norm: float, stop: Callable | None) -> LanczosBasis:
     plain = ops._P is None
     keep = how != "none"

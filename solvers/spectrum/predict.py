@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from .lanczos import _prepare, _Restricted, _run
+from .lanczos import _run
+from .restricted import Restricted, prepare
 
 __all__ = ["IterationPrediction", "predict_iterations"]
 
@@ -184,8 +185,8 @@ def predict_iterations(A: Any, b: Any = None, M: Any = None, *, rtol: float = 1e
     for name, value in (("steps", steps), ("probes", probes)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    A, P, support = _prepare(A, M, None, precond_options)
-    ops = _Restricted(A, P, support)
+    A, P, support = prepare(A, M, None, precond_options)
+    ops = Restricted(A, P, support)
     k = int(support.sum())
     if b is not None:
         starts = [np.asarray(b, dtype=np.float64).reshape(-1)]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .lanczos import _prepare, _Restricted
+from .restricted import Restricted, prepare
 
 __all__ = ["TraceEstimate", "hutchinson", "hutchpp"]
 
@@ -36,8 +36,8 @@ class TraceEstimate:
 
 
 def _operator(A: Any, M: Any, precond_options: dict | None):
-    A, P, support = _prepare(A, M, None, precond_options)
-    ops = _Restricted(A, P, support)
+    A, P, support = prepare(A, M, None, precond_options)
+    ops = Restricted(A, P, support)
 
     def apply(v: np.ndarray) -> np.ndarray:
         return ops.precondition(ops.project(ops.matvec(v)))
