@@ -93,7 +93,7 @@ def super_newton(fun: Callable, x0: Any, jac: Callable, *, hess: Any = None,
     """Super-Universal Newton: ``lam = H_k ||g||_*^alpha``, ``H_k`` adapted by 4x steps."""
     st = _Start(fun, x0, jac, B)
     x, f, g, metric = st.x, st.f, st.g, st.metric
-    gnorm = metric.dual_norm(g)
+    gnorm = gnorm0 = metric.dual_norm(g)
     Hk, history, n_trials, n_inner, d_prev = float(H0), [], 0, 0, None
     status, message = 1, f"reached maxiter={maxiter}"
     for _ in range(maxiter):
@@ -101,8 +101,9 @@ def super_newton(fun: Callable, x0: Any, jac: Callable, *, hess: Any = None,
             status, message = 0, why
             break
         solve = TrialSolver(hessian_at(x, hess, hessp), g, metric, M=M, inner=inner,
-                            rtol=forcing(gnorm) if inner_rtol is None else inner_rtol,
-                            x0=d_prev, maxiter=inner_maxiter)
+                            rtol=forcing(gnorm, gnorm0, 0.5 if B is None else 0.01)
+                            if inner_rtol is None else inner_rtol,
+                            maxiter=inner_maxiter)
         trials, accepted = [], None
         for _t in range(max_trials):
             lam = Hk * gnorm ** alpha

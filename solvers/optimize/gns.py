@@ -15,14 +15,17 @@ Hessians" (arXiv 2506.13710); the adaptive search of the reference code
             else:                                                  reject; gamma = gamma / 2
 
 ``||g||_* = sqrt(g . B^-1 g)``. With ``H`` positive semi-definite, ``||d||_B <= gamma``.
+Near the minimum, where ``f`` no longer resolves the decrease (within 64 ulps), the
+acceptance falls back to super-universal Newton's ``<g+, -d> >= ||g+||_*^2 / (4 lam)``.
 Unlike the reference code: a rejected trial is never taken (the outer iteration ends with
 status 2 after 40 rejections); negative curvature met inside CG (``p . K p <= 0``), a
 failed factorisation and a non-finite trial are rejected trials; ``gamma_min`` bounds
 ``gamma`` from below; the dual norm uses a factorisation of ``B`` (or CG on it).
 
 Inner solves are inexact by default: PCG to the Eisenstat-Walker-style forcing
-``eta_k = min(0.5, sqrt(||g_k||_*))`` (relative), warm-started from the previous step; the
-acceptance test guards the globalisation, so a poor step is only a rejected trial. The
+``eta_k = min(0.5, sqrt(||g_k||_* / ||g_0||_*))`` (relative), the first trial from zero and
+the others warm-started from the trial before; the acceptance test guards the
+globalisation, so a poor step is only a rejected trial. The
 preconditioner ``M`` (a name) is built once per outer iteration on its first trial system
 and reused for the other trials.
 """
@@ -41,9 +44,13 @@ from .systems import Metric, TrialSolver, hessian_at
 __all__ = ["gns"]
 
 
-def forcing(gnorm: float) -> float:
-    """The relative tolerance of an inexact inner solve at dual gradient norm ``gnorm``."""
-    return min(0.5, math.sqrt(gnorm))
+def forcing(gnorm: float, gnorm0: float, cap: float = 0.5) -> float:
+    """The relative tolerance of an inexact inner solve: ``min(cap, sqrt(||g_k|| / ||g_0||))``
+    (scale-free; it tends to 0 with the gradient, which keeps Newton's local superlinear
+    rate). The cap is 0.5 with ``B = I`` and 0.01 with another metric: CG stops on the
+    2-norm of the residual, which bounds its ``B^-1``-norm only loosely (with ``B = A`` and
+    a cap of 0.5, the semilinear Poisson run stalled: one-iteration steps, gamma -> 0)."""
+    return min(cap, math.sqrt(gnorm / gnorm0)) if gnorm0 > 0 else cap
 
 
 def gns(fun: Callable, x0: np.ndarray, jac: Callable, *, hess: Any = None,
@@ -55,7 +62,7 @@ def gns(fun: Callable, x0: np.ndarray, jac: Callable, *, hess: Any = None,
     """Minimise ``fun`` by GNS; see :func:`dcdm.optimize.minimize` for the arguments."""
     st = _Start(fun, x0, jac, B)
     x, f, g, metric = st.x, st.f, st.g, st.metric
-    gnorm = metric.dual_norm(g)
+    gnorm = gnorm0 = metric.dual_norm(g)
     gamma, history, d_prev = float(gamma0), [], None
     n_trials = n_inner = 0
     status, message = 1, f"reached maxiter={maxiter}"
@@ -64,8 +71,9 @@ def gns(fun: Callable, x0: np.ndarray, jac: Callable, *, hess: Any = None,
             status, message = 0, "gradient tolerance met" if gnorm <= gtol else "f_target met"
             break
         solve = TrialSolver(hessian_at(x, hess, hessp), g, metric, M=M, inner=inner,
-                            rtol=forcing(gnorm) if inner_rtol is None else inner_rtol,
-                            x0=d_prev, maxiter=inner_maxiter)
+                            rtol=forcing(gnorm, gnorm0, 0.5 if B is None else 0.01)
+                            if inner_rtol is None else inner_rtol,
+                            maxiter=inner_maxiter)
         trials, accepted, gamma_start = [], None, gamma
         for _trial in range(max_trials):
             lam = gnorm / gamma
@@ -82,7 +90,7 @@ def gns(fun: Callable, x0: np.ndarray, jac: Callable, *, hess: Any = None,
                 gamma = max(gamma / 2, gamma_min)
                 continue
             gnorm_new = metric.dual_norm(g_new)
-            if f - f_new >= gnorm_new ** 2 / (8 * lam):
+            if _progress(f, f_new, g_new, d, gnorm_new, lam):
                 trials.append(TrialRecord(lam, True, its, why, f_new))
                 accepted = (d, f_new, g_new, gnorm_new)
                 break
@@ -104,6 +112,17 @@ def gns(fun: Callable, x0: np.ndarray, jac: Callable, *, hess: Any = None,
                           message=message, nit=len(history), n_trials=n_trials,
                           n_inner=n_inner, nfev=st.nfev, njev=st.njev, history=tuple(history),
                           method="gns")
+
+
+def _progress(f: float, f_new: float, g_new: np.ndarray, d: np.ndarray, gnorm_new: float,
+              lam: float) -> bool:
+    """GNS's acceptance test ``f - f+ >= ||g+||_*^2 / (8 lam)``; when ``f`` cannot resolve
+    the decrease (the two values within 64 ulps, near the minimum), the test of
+    super-universal Newton that needs no ``f``, ``<g+, -d> >= ||g+||_*^2 / (4 lam)``."""
+    need = gnorm_new ** 2 / (8 * lam)
+    if abs(f - f_new) > 64 * np.finfo(float).eps * max(abs(f), abs(f_new)):
+        return f - f_new >= need
+    return -float(g_new @ d) >= 2 * need
 
 
 class _Start:

@@ -56,7 +56,8 @@ def minimize(fun: Callable[[np.ndarray], float], x0: Any, *, jac: Callable,
         Outer iterations.
     inner : {"cg", "direct"}
         Inner solves by :func:`dcdm.cg` (inexact: ``inner_rtol``, default the forcing
-        ``min(0.5, sqrt(||g||_*))``) or by a factorisation.
+        ``min(0.5, sqrt(||g_k||_* / ||g_0||_*))``, 0.01 for the cap with a ``B``) or by
+        a factorisation.
     callback : callable, optional
         ``callback(xk)`` after every accepted step.
     **options

@@ -153,12 +153,15 @@ def solve_step(K: Any, g: np.ndarray, *, inner: str, rtol: float, M: Any,
 class TrialSolver:
     """One outer iteration's trial systems ``(H + lam B) d = -g``, ``lam`` changing from
     trial to trial: ``M`` (a name) built on the first and reused (as a plain callable, so
-    that the next ``lam`` passes), every solve warm-started from ``x0``."""
+    that the next ``lam`` passes). The first trial starts from ``d = 0`` (CG's first step is
+    then a descent direction whatever the tolerance); each later one is warm-started from
+    the trial before it (the same ``H``, another ``lam``)."""
 
     def __init__(self, H: Any, g: np.ndarray, metric: Metric, *, M: Any, inner: str,
-                 rtol: float, x0: np.ndarray | None, maxiter: int | None):
+                 rtol: float, maxiter: int | None):
         self.H, self.g, self.metric, self.M = H, g, metric, M
-        self.inner, self.rtol, self.x0, self.maxiter = inner, rtol, x0, maxiter
+        self.inner, self.rtol, self.maxiter = inner, rtol, maxiter
+        self.x0: np.ndarray | None = None
         self._P: Any = None
         self._built = False
 
@@ -168,8 +171,11 @@ class TrialSolver:
             P = build_preconditioner(self.M, K)
             apply = getattr(P, "apply", None)
             self._P, self._built = (P if apply is None else (lambda r: apply(r))), True
-        return solve_step(K, self.g, inner=self.inner, rtol=self.rtol, M=self._P, x0=self.x0,
-                          maxiter=self.maxiter)
+        d, its, reason = solve_step(K, self.g, inner=self.inner, rtol=self.rtol, M=self._P,
+                                    x0=self.x0, maxiter=self.maxiter)
+        if d is not None:
+            self.x0 = d
+        return d, its, reason
 
 
 def build_preconditioner(M: Any, K: Any) -> Any:
