@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-__all__ = ["bandwidth", "densities", "pipeline_steps", "scaling"]
+__all__ = ["bandwidth", "densities", "optimization", "pipeline_steps", "scaling"]
 
 MARKERS = "os^vD<>pP*hX"
 
@@ -91,4 +91,28 @@ def densities(panels: dict[str, dict[str, tuple[Sequence[float], Sequence[float]
         ax.set_ylabel("SLQ density")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def optimization(panels: dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]],
+                 path: Path) -> Path:
+    """Per problem, ``f - f*`` (top) and ``gamma_k`` (bottom) per outer iteration, one line
+    per method (``label -> (gaps, gammas)``)."""
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.6 * len(panels), 6.0), squeeze=False)
+    for col, (title, lines) in enumerate(panels.items()):
+        top, bottom = axes[0][col], axes[1][col]
+        for i, (label, (gaps, gammas)) in enumerate(lines.items()):
+            marker = MARKERS[i % len(MARKERS)]
+            top.semilogy(range(len(gaps)), gaps, marker=marker, markersize=3, label=label)
+            if len(gammas):
+                bottom.semilogy(range(len(gammas)), gammas, marker=marker, markersize=3,
+                                label=label)
+        top.set_title(title)
+        top.set_ylabel("f - f*")
+        bottom.set_ylabel("gamma_k")
+        bottom.set_xlabel("outer iteration")
+        for ax in (top, bottom):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(True, which="both", alpha=0.3)
+        top.legend(fontsize=7)
     return _save(fig, path)

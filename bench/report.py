@@ -29,6 +29,7 @@ from pathlib import Path
 
 from . import plots
 from .report_gpu import gpu_section
+from .report_optimize import optimize_section
 from .report_spectrum import spectrum_section
 from .results import Results, fit_exponent, label_of, load, on_gpu, problem_title
 from .tables import (
@@ -358,7 +359,8 @@ def compare(before: Results, after: Results, threshold: float = 0.10) -> tuple[l
 def _remove_stale(figdir: Path, figures: list[Path]) -> None:
     """Delete figures of an earlier report that this one did not redraw."""
     keep = {p.name for p in figures}
-    patterns = ("*-iterations.png", "*-time.png", "pipeline.png", "kernels.png", "spectra.png")
+    patterns = ("*-iterations.png", "*-time.png", "pipeline.png", "kernels.png", "spectra.png",
+                "optimize.png")
     for pattern in patterns if figdir.is_dir() else ():
         for path in figdir.glob(pattern):
             if path.name not in keep:
@@ -387,7 +389,8 @@ def write_report(res: Results, out: Path, *, baseline: Results | None = None,
     if baseline is not None:
         compare_lines, regressions = compare(baseline, res, threshold)
     lines += _summary_section(res)
-    for section in (_solver_section, _pipeline_section, _kernel_section, spectrum_section):
+    for section in (_solver_section, _pipeline_section, _kernel_section, spectrum_section,
+                    optimize_section):
         more, files = section(res, figdir, rel)
         lines += more
         figures += files
