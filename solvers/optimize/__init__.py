@@ -5,13 +5,16 @@
 2025) and the baselines of its reference code (``"gradient"``, ``"super-newton"``). Every
 trial step of a second-order method solves ``(H + lam B) d = -g``, SPD whenever ``H`` is
 positive semi-definite: by :func:`dcdm.cg` with any preconditioner, matrix-free through
-``hessp``, or by a factorisation (``inner="direct"``).
+``hessp``, or by a factorisation (``inner="direct"``). Torch objectives: :func:`torch_objective`
+and :func:`torch_least_squares` (autograd HVPs, Gauss-Newton products).
 """
 
+from .autograd import TorchObjective, torch_least_squares, torch_objective
 from .baselines import gradient_method, super_newton
 from .gns import forcing, gns
 from .minimize import METHODS, minimize
 from .result import IterationRecord, OptimizeResult, TrialRecord
 
-__all__ = ["METHODS", "IterationRecord", "OptimizeResult", "TrialRecord", "forcing",
-           "gns", "gradient_method", "minimize", "super_newton"]
+__all__ = ["METHODS", "IterationRecord", "OptimizeResult", "TorchObjective", "TrialRecord",
+           "forcing", "gns", "gradient_method", "minimize", "super_newton",
+           "torch_least_squares", "torch_objective"]
