@@ -10,11 +10,11 @@ and :func:`torch_least_squares` (autograd HVPs, Gauss-Newton products).
 """
 
 from .autograd import TorchObjective, torch_least_squares, torch_objective
-from .baselines import gradient_method, super_newton
+from .baselines import cubic_newton, gradient_method, super_newton
 from .gns import forcing, gns
 from .minimize import METHODS, minimize
 from .result import IterationRecord, OptimizeResult, TrialRecord
 
 __all__ = ["METHODS", "IterationRecord", "OptimizeResult", "TorchObjective", "TrialRecord",
-           "forcing", "gns", "gradient_method", "minimize", "super_newton",
+           "cubic_newton", "forcing", "gns", "gradient_method", "minimize", "super_newton",
            "torch_least_squares", "torch_objective"]

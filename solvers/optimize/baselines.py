@@ -19,9 +19,9 @@ import numpy as np
 
 from .gns import _Start, forcing
 from .result import IterationRecord, OptimizeResult, TrialRecord
-from .systems import TrialSolver, hessian_at
+from .systems import TrialSolver, hessian_at, solve_step, system
 
-__all__ = ["gradient_method", "super_newton"]
+__all__ = ["cubic_newton", "gradient_method", "super_newton"]
 
 
 def _finish(st: _Start, x, f, g, history, status, message, n_trials, n_inner,
@@ -133,3 +133,82 @@ def super_newton(fun: Callable, x0: Any, jac: Callable, *, hess: Any = None,
         if callback is not None:
             callback(np.array(x, copy=True))
     return _finish(st, x, f, g, history, status, message, n_trials, n_inner, "super-newton")
+
+
+def cubic_newton(fun: Callable, x0: Any, jac: Callable, *, hess: Any = None,
+                 hessp: Callable | None = None, B: Any = None, gtol: float = 1e-8,
+                 f_target: float | None = None, maxiter: int = 1000, H0: float = 1.0,
+                 H_min: float = 1e-5, max_trials: int = 40, callback: Callable | None = None,
+                 **_: Any) -> OptimizeResult:
+    """Cubic Newton (Nesterov & Polyak 2006) with an adaptive ``H_k``, as in the reference.
+
+    Each trial minimises the model ``g.d + d.Hd/2 + H_k ||d||_B^3 / 6``: its minimiser
+    solves ``(H + H_k r/2 B) d = -g`` with ``r = ||d||_B``, found by bracketing the root of
+    ``||d(r)||_B - r`` (Brent; each evaluation one factorisation). Accept if ``f(x + d)`` is at
+    most the model's value, then ``H_k = max(H_k/2, H_min)``; else ``H_k = 2 H_k``. Needs
+    the Hessian as a matrix (factorisations).
+    """
+    import scipy.optimize
+
+    st = _Start(fun, x0, jac, B)
+    x, f, g, metric = st.x, st.f, st.g, st.metric
+    Hk, history, n_trials = float(H0), [], 0
+    status, message = 1, f"reached maxiter={maxiter}"
+    for _ in range(maxiter):
+        gnorm = metric.dual_norm(g)
+        if (why := _done(gnorm, f, gtol, f_target)) is not None:
+            status, message = 0, why
+            break
+        H = hessian_at(x, hess, hessp)
+        trials, accepted = [], None
+        for _t in range(max_trials):
+            n_trials += 1
+            d = _cubic_step(H, g, Hk, metric, scipy.optimize.brentq)
+            f_new = g_new = None
+            if d is not None:
+                f_new, g_new = st.evaluate(x + d)
+            model = (g @ d + 0.5 * d @ (H @ d) + Hk / 6 * metric.norm(d) ** 3
+                     if d is not None else math.nan)
+            if f_new is not None and f_new <= f + model:
+                trials.append(TrialRecord(Hk, True, 0, "direct", f_new))
+                accepted = (d, f_new, g_new)
+                break
+            trials.append(TrialRecord(Hk, False, 0, "direct",
+                                      math.nan if f_new is None else f_new,
+                                      "no step" if d is None else "above the model"))
+            Hk *= 2
+        history.append(IterationRecord(f, gnorm, Hk, tuple(trials)))
+        if accepted is None:
+            status, message = 2, f"no trial step accepted in {max_trials} trials"
+            break
+        d, f, g = accepted
+        x = x + d
+        Hk = max(Hk / 2, H_min)
+        if callback is not None:
+            callback(np.array(x, copy=True))
+    return _finish(st, x, f, g, history, status, message, n_trials, 0, "cubic-newton")
+
+
+def _cubic_step(H: Any, g: np.ndarray, Hk: float, metric: Any,
+                brentq: Callable) -> np.ndarray | None:
+    """The cubic model's minimiser ``d(r) = -(H + H_k r/2 B)^-1 g`` at the root of
+    ``||d(r)||_B - r`` (decreasing in ``r``), bracketed by halving and doubling."""
+    def step(r: float) -> np.ndarray | None:
+        return solve_step(system(H, Hk * r / 2, metric), g, inner="direct", rtol=0.0, M=None,
+                          x0=None, maxiter=None)[0]
+
+    def psi(r: float) -> float:
+        d = step(r)
+        return math.inf if d is None else metric.norm(d) - r
+
+    hi = 1.0
+    while psi(hi) > 0:
+        hi *= 2
+        if hi > 1e30:
+            return None
+    lo = hi / 2
+    while lo > 1e-30 and psi(lo) < 0:
+        lo /= 2
+    if psi(lo) < 0:
+        return step(lo)
+    return step(brentq(psi, lo, hi, xtol=1e-14 * hi, rtol=1e-12))

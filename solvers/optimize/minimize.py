@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .baselines import gradient_method, super_newton
+from .baselines import cubic_newton, gradient_method, super_newton
 from .gns import gns
 from .result import OptimizeResult
 
@@ -19,6 +19,7 @@ METHODS: dict[str, Callable[..., OptimizeResult]] = {
     "gns": gns,
     "gradient": gradient_method,
     "super-newton": super_newton,
+    "cubic-newton": cubic_newton,
 }
 _INNER = ("cg", "direct")
 
@@ -41,7 +42,7 @@ def minimize(fun: Callable[[np.ndarray], float], x0: Any, *, jac: Callable,
         guarantees) as a dense/sparse matrix or a LinearOperator; or a constant one.
     hessp : callable, optional
         ``hessp(x, v) -> H(x) v``: matrix-free (used when ``hess`` is None).
-    method : {"gns", "gradient", "super-newton"}
+    method : {"gns", "gradient", "super-newton", "cubic-newton"}
     M : None, str, Preconditioner or callable
         Preconditioner of the inner solves (``inner="cg"``); a name is built once per outer
         iteration on its first trial system ``H + lam B`` (needs an assembled matrix for
@@ -62,7 +63,8 @@ def minimize(fun: Callable[[np.ndarray], float], x0: Any, *, jac: Callable,
         ``callback(xk)`` after every accepted step.
     **options
         Method options: ``gamma0``, ``gamma_min``, ``max_trials`` (GNS); ``L0`` (gradient);
-        ``H0``, ``alpha``, ``H_min`` (super-newton).
+        ``H0``, ``alpha``, ``H_min`` (super-newton); ``H0``, ``H_min`` (cubic-newton, which
+        factorises: it needs ``hess`` as a matrix).
 
     Returns
     -------
@@ -97,9 +99,15 @@ def minimize(fun: Callable[[np.ndarray], float], x0: Any, *, jac: Callable,
     if method != "gradient" and hess is None and hessp is None:
         raise ValueError(f"method={method!r} needs hess= or hessp= (or use "
                          "method='gradient')")
+    if method == "cubic-newton" and hess is None:
+        raise ValueError("method='cubic-newton' factorises H + H_k r B: it needs hess= (a "
+                         "dense or sparse matrix); with hessp use method='gns' or "
+                         "'super-newton'")
     run = METHODS[method]
     common = dict(B=B, gtol=gtol, f_target=f_target, maxiter=int(maxiter), callback=callback)
     if method == "gradient":
         return run(fun, x0, jac, **common, **options)
+    if method == "cubic-newton":
+        return run(fun, x0, jac, hess=hess, hessp=hessp, **common, **options)
     return run(fun, x0, jac, hess=hess, hessp=hessp, M=M, inner=inner, inner_rtol=inner_rtol,
                inner_maxiter=inner_maxiter, **common, **options)

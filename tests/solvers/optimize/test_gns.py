@@ -238,3 +238,16 @@ def test_inexact_steps_near_the_minimum_are_still_accepted():
     P = optimization.semilinear_poisson((64, 64), b_scale=1.0, seed=0, obstacles=3)
     res = optimize.minimize(P.fun, P.x0, jac=P.jac, hess=P.hess, gtol=1e-10, maxiter=100)
     assert res.success and np.linalg.norm(P.jac(res.x)) <= 1e-10
+
+
+def test_cubic_newton_baseline(nle, lse):
+    res = optimize.minimize(nle.fun, np.ones(nle.n), jac=nle.jac, hess=nle.hess, B=nle.B,
+                            method="cubic-newton", f_target=1e-10, gtol=0, maxiter=100)
+    assert res.success and res.nit <= 35 and res.method == "cubic-newton"
+    x0 = np.ones(lse.A.shape[1])
+    res = optimize.minimize(lse.fun, x0, jac=lse.jac, hess=lse.hess, B=lse.B,
+                            method="cubic-newton", f_target=lse.f_star + 1e-8, gtol=0,
+                            maxiter=100)
+    assert res.success and res.nit <= 30
+    with pytest.raises(ValueError, match="method='cubic-newton' factorises"):
+        optimize.minimize(lse.fun, x0, jac=lse.jac, hessp=lambda x, v: v, method="cubic-newton")
