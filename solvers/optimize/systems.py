@@ -90,15 +90,22 @@ class Metric:
 def hessian_at(x: np.ndarray, hess: Any, hessp: Callable | None) -> Any:
     """The Hessian (or its approximation) at ``x``: a matrix, or a ``LinearOperator``.
 
-    ``hess`` may be a callable ``hess(x)`` returning a matrix or LinearOperator, or a
-    constant matrix / LinearOperator; ``hessp(x, v)`` gives a matrix-free operator.
+    ``hess`` may be a callable ``hess(x)`` returning a matrix, a LinearOperator or an
+    object with the operator contract (``shape``, ``matvec``: e.g. a network's
+    :class:`dcdm.spectrum.HessianOperator`), or a constant one of those; ``hessp(x, v)``
+    gives a matrix-free operator.
     """
     n = x.size
     if hess is not None:
-        H = hess(x) if callable(hess) and not isinstance(hess, spla.LinearOperator) else hess
+        H = hess(x) if callable(hess) and not hasattr(hess, "matvec") else hess
         if not (_is_matrix(H) or isinstance(H, spla.LinearOperator)):
-            raise TypeError(f"hess(x) must return a dense or sparse matrix or a "
-                            f"LinearOperator, got {type(H).__name__}")
+            if not (hasattr(H, "matvec") and hasattr(H, "shape")):
+                raise TypeError(f"hess(x) must return a dense or sparse matrix, a "
+                                f"LinearOperator or an operator (shape, matvec), got "
+                                f"{type(H).__name__}")
+            op = H  # the operator contract (e.g. dcdm.spectrum.HessianOperator)
+            H = spla.LinearOperator(op.shape, dtype=np.float64, matvec=lambda v: np.asarray(
+                op.matvec(np.asarray(v, dtype=np.float64).reshape(-1)), dtype=np.float64))
         if H.shape != (n, n):
             raise ValueError(f"hess(x) must be {n} x {n}, got shape {H.shape}")
         return H

@@ -251,3 +251,11 @@ def test_cubic_newton_baseline(nle, lse):
     assert res.success and res.nit <= 30
     with pytest.raises(ValueError, match="method='cubic-newton' factorises"):
         optimize.minimize(lse.fun, x0, jac=lse.jac, hessp=lambda x, v: v, method="cubic-newton")
+
+
+def test_a_hessian_of_the_wrong_kind_is_named(nle):
+    wrong = r"hess\(x\) must return a dense or sparse matrix, a LinearOperator or an operator"
+    with pytest.raises(TypeError, match=wrong + r" \(shape, matvec\), got str"):
+        optimize.minimize(nle.fun, np.ones(nle.n), jac=nle.jac, hess=lambda x: "H")
+    with pytest.raises(ValueError, match=r"hess\(x\) must be 200 x 200, got shape \(3, 3\)"):
+        optimize.minimize(nle.fun, np.ones(nle.n), jac=nle.jac, hess=np.eye(3))

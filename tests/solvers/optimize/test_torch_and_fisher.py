@@ -47,3 +47,48 @@ def test_fisher_gns_on_logistic_regression_reaches_a_loose_gap():
     # generated features; the Fisher's gain is on ill-conditioned data, mushrooms in A.3)
     assert exact.success and exact.nit <= 10
     assert fisher.success and exact.nit < fisher.nit <= 30
+
+
+def test_gns_trains_a_small_torch_model_through_its_hessian_operator():
+    # a model's loss, its parameters flattened: the Gauss-Newton operator from dcdm.spectrum
+    # as GNS's (PSD) Hessian approximation, inner solves by CG
+    torch = pytest.importorskip("torch")
+    from dcdm import spectrum
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, dtype=torch.float64)
+    y = torch.tanh(x @ torch.tensor([[1.0], [-2.0], [0.5]], dtype=torch.float64))
+    model = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(),
+                                torch.nn.Linear(8, 1)).double()
+    params = list(model.parameters())
+    shapes = [p.shape for p in params]
+
+    def load(w):
+        offset = 0
+        with torch.no_grad():
+            for p, s in zip(params, shapes, strict=True):
+                k = int(np.prod(s))
+                p.copy_(torch.as_tensor(w[offset:offset + k]).reshape(s))
+                offset += k
+
+    def fun(w):
+        load(w)
+        with torch.no_grad():
+            return float(torch.nn.functional.mse_loss(model(x), y))
+
+    def jac(w):
+        load(w)
+        model.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        return torch.cat([p.grad.reshape(-1) for p in params]).numpy().copy()
+
+    def hess(w):
+        load(w)
+        return spectrum.hessian_operator(model, torch.nn.functional.mse_loss, x, y,
+                                         kind="gauss_newton")
+
+    w0 = torch.cat([p.detach().reshape(-1) for p in params]).numpy().copy()
+    res = optimize.minimize(fun, w0, jac=jac, hess=hess, gtol=1e-6, maxiter=200)
+    gd = optimize.minimize(fun, w0, jac=jac, method="gradient", gtol=1e-6, maxiter=200)
+    assert res.success and res.fun < 1e-3 and res.n_inner > 0
+    assert res.nit < gd.nit
