@@ -17,27 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from .gns import _Start, forcing
+from .driver import Start, outer_loop, rejected
+from .gns import forcing
 from .result import IterationRecord, OptimizeResult, TrialRecord
 from .systems import TrialSolver, hessian_at, solve_step, system
 
 __all__ = ["cubic_newton", "gradient_method", "super_newton"]
-
-
-def _finish(st: _Start, x, f, g, history, status, message, n_trials, n_inner,
-            method: str) -> OptimizeResult:
-    return OptimizeResult(x=x, fun=f, jac=g, success=status == 0, status=status,
-                          message=message, nit=len(history), n_trials=n_trials,
-                          n_inner=n_inner, nfev=st.nfev, njev=st.njev, history=tuple(history),
-                          method=method)
-
-
-def _done(gnorm: float, f: float, gtol: float, f_target: float | None) -> str | None:
-    if gnorm <= gtol:
-        return "gradient tolerance met"
-    if f_target is not None and f <= f_target:
-        return "f_target met"
-    return None
 
 
 def gradient_method(fun: Callable, x0: Any, jac: Callable, *, B: Any = None,
@@ -45,42 +30,27 @@ def gradient_method(fun: Callable, x0: Any, jac: Callable, *, B: Any = None,
                     L0: float = 1.0, max_trials: int = 30, callback: Callable | None = None,
                     **_: Any) -> OptimizeResult:
     """The gradient method with backtracking in the metric ``B``."""
-    st = _Start(fun, x0, jac, B)
-    x, f, g, metric = st.x, st.f, st.g, st.metric
-    L, history, n_trials = float(L0), [], 0
-    status, message = 1, f"reached maxiter={maxiter}"
-    for _ in range(maxiter):
-        Bg = metric.inverse(g)
-        gnorm = math.sqrt(max(float(g @ Bg), 0.0))
-        if (why := _done(gnorm, f, gtol, f_target)) is not None:
-            status, message = 0, why
-            break
-        trials, accepted = [], None
+    st = Start(fun, x0, jac, B)
+    metric = st.metric
+    L = float(L0)
+
+    def step(x, f, g, gnorm):
+        nonlocal L
+        Bg, trials, accepted, L_start = metric.inverse(g), [], None, L
         for _t in range(max_trials):
-            n_trials += 1
             d = -Bg / L
             f_new, g_new = st.evaluate(x + d)
             if f_new is not None and f_new <= f + g @ d + 0.5 * L * metric.norm(d) ** 2:
                 trials.append(TrialRecord(1 / L, True, 0, "explicit", f_new))
-                accepted = (d, f_new, g_new)
+                accepted = (d, f_new, g_new, None)
+                L = max(L / 2, 1e-5)
                 break
-            trials.append(TrialRecord(1 / L, False, 0, "explicit",
-                                      math.nan if f_new is None else f_new,
-                                      "non-finite f or g" if f_new is None else "no decrease"))
+            trials.append(rejected(1 / L, 0, "explicit", d, f_new, "no decrease"))
             L *= 2
-        history.append(IterationRecord(f, gnorm, L, tuple(trials)))
-        if accepted is None:
-            status, message = 2, f"no step accepted in {max_trials} trials"
-            break
-        d, f, g = accepted
-        x = x + d
-        L = max(L / 2, 1e-5)
-        if callback is not None:
-            callback(np.array(x, copy=True))
-    else:
-        if _done(metric.dual_norm(g), f, gtol, f_target) is not None:
-            status, message = 0, "gradient tolerance met"
-    return _finish(st, x, f, g, history, status, message, n_trials, 0, "gradient")
+        return IterationRecord(f, gnorm, L_start, tuple(trials)), accepted
+
+    return outer_loop(st, step, method="gradient", maxiter=maxiter, gtol=gtol,
+                      f_target=f_target, callback=callback)
 
 
 def super_newton(fun: Callable, x0: Any, jac: Callable, *, hess: Any = None,
@@ -91,48 +61,37 @@ def super_newton(fun: Callable, x0: Any, jac: Callable, *, hess: Any = None,
                  inner_maxiter: int | None = None, callback: Callable | None = None,
                  **_: Any) -> OptimizeResult:
     """Super-Universal Newton: ``lam = H_k ||g||_*^alpha``, ``H_k`` adapted by 4x steps."""
-    st = _Start(fun, x0, jac, B)
-    x, f, g, metric = st.x, st.f, st.g, st.metric
-    gnorm = gnorm0 = metric.dual_norm(g)
-    Hk, history, n_trials, n_inner, d_prev = float(H0), [], 0, 0, None
-    status, message = 1, f"reached maxiter={maxiter}"
-    for _ in range(maxiter):
-        if (why := _done(gnorm, f, gtol, f_target)) is not None:
-            status, message = 0, why
-            break
+    st = Start(fun, x0, jac, B)
+    metric = st.metric
+    gnorm0 = metric.dual_norm(st.g)
+    Hk = float(H0)
+
+    def step(x, f, g, gnorm):
+        nonlocal Hk
         solve = TrialSolver(hessian_at(x, hess, hessp), g, metric, M=M, inner=inner,
                             rtol=forcing(gnorm, gnorm0, 0.5 if B is None else 0.01)
                             if inner_rtol is None else inner_rtol,
                             maxiter=inner_maxiter)
-        trials, accepted = [], None
+        trials, accepted, H_start = [], None, Hk
         for _t in range(max_trials):
             lam = Hk * gnorm ** alpha
             d, its, reason = solve(lam)
-            n_trials += 1
-            n_inner += its
             f_new = g_new = None
             if d is not None:
                 f_new, g_new = st.evaluate(x + d)
-            if f_new is not None and -(g_new @ d) >= metric.dual_norm(g_new) ** 2 / (4 * lam):
-                trials.append(TrialRecord(lam, True, its, reason, f_new))
-                accepted = (d, f_new, g_new)
-                break
-            why = ("solve: " + reason if d is None else
-                   "non-finite f or g" if f_new is None else "too little progress")
-            trials.append(TrialRecord(lam, False, its, reason,
-                                      math.nan if f_new is None else f_new, why))
+            if f_new is not None:
+                gnorm_new = metric.dual_norm(g_new)
+                if -(g_new @ d) >= gnorm_new ** 2 / (4 * lam):
+                    trials.append(TrialRecord(lam, True, its, reason, f_new))
+                    accepted = (d, f_new, g_new, gnorm_new)
+                    Hk = max(Hk / 4, H_min)
+                    break
+            trials.append(rejected(lam, its, reason, d, f_new, "too little progress"))
             Hk *= 4
-        history.append(IterationRecord(f, gnorm, Hk, tuple(trials)))
-        if accepted is None:
-            status, message = 2, f"no trial step accepted in {max_trials} trials"
-            break
-        d_prev, f, g = accepted
-        x = x + d_prev
-        gnorm = metric.dual_norm(g)
-        Hk = max(Hk / 4, H_min)
-        if callback is not None:
-            callback(np.array(x, copy=True))
-    return _finish(st, x, f, g, history, status, message, n_trials, n_inner, "super-newton")
+        return IterationRecord(f, gnorm, H_start, tuple(trials)), accepted
+
+    return outer_loop(st, step, method="super-newton", maxiter=maxiter, gtol=gtol,
+                      f_target=f_target, callback=callback)
 
 
 def cubic_newton(fun: Callable, x0: Any, jac: Callable, *, hess: Any = None,
@@ -150,43 +109,31 @@ def cubic_newton(fun: Callable, x0: Any, jac: Callable, *, hess: Any = None,
     """
     import scipy.optimize
 
-    st = _Start(fun, x0, jac, B)
-    x, f, g, metric = st.x, st.f, st.g, st.metric
-    Hk, history, n_trials = float(H0), [], 0
-    status, message = 1, f"reached maxiter={maxiter}"
-    for _ in range(maxiter):
-        gnorm = metric.dual_norm(g)
-        if (why := _done(gnorm, f, gtol, f_target)) is not None:
-            status, message = 0, why
-            break
+    st = Start(fun, x0, jac, B)
+    metric = st.metric
+    Hk = float(H0)
+
+    def step(x, f, g, gnorm):
+        nonlocal Hk
         H = hessian_at(x, hess, hessp)
-        trials, accepted = [], None
+        trials, accepted, H_start = [], None, Hk
         for _t in range(max_trials):
-            n_trials += 1
             d = _cubic_step(H, g, Hk, metric, scipy.optimize.brentq)
             f_new = g_new = None
             if d is not None:
                 f_new, g_new = st.evaluate(x + d)
-            model = (g @ d + 0.5 * d @ (H @ d) + Hk / 6 * metric.norm(d) ** 3
-                     if d is not None else math.nan)
-            if f_new is not None and f_new <= f + model:
+            if f_new is not None and f_new <= f + (g @ d + 0.5 * d @ (H @ d)
+                                                   + Hk / 6 * metric.norm(d) ** 3):
                 trials.append(TrialRecord(Hk, True, 0, "direct", f_new))
-                accepted = (d, f_new, g_new)
+                accepted = (d, f_new, g_new, None)
+                Hk = max(Hk / 2, H_min)
                 break
-            trials.append(TrialRecord(Hk, False, 0, "direct",
-                                      math.nan if f_new is None else f_new,
-                                      "no step" if d is None else "above the model"))
+            trials.append(rejected(Hk, 0, "direct", d, f_new, "above the model"))
             Hk *= 2
-        history.append(IterationRecord(f, gnorm, Hk, tuple(trials)))
-        if accepted is None:
-            status, message = 2, f"no trial step accepted in {max_trials} trials"
-            break
-        d, f, g = accepted
-        x = x + d
-        Hk = max(Hk / 2, H_min)
-        if callback is not None:
-            callback(np.array(x, copy=True))
-    return _finish(st, x, f, g, history, status, message, n_trials, 0, "cubic-newton")
+        return IterationRecord(f, gnorm, H_start, tuple(trials)), accepted
+
+    return outer_loop(st, step, method="cubic-newton", maxiter=maxiter, gtol=gtol,
+                      f_target=f_target, callback=callback)
 
 
 def _cubic_step(H: Any, g: np.ndarray, Hk: float, metric: Any,

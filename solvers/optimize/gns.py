@@ -38,8 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from .driver import Start, outer_loop, rejected
 from .result import IterationRecord, OptimizeResult, TrialRecord
-from .systems import Metric, TrialSolver, hessian_at
+from .systems import TrialSolver, hessian_at
 
 __all__ = ["gns"]
 
@@ -58,18 +59,15 @@ def gns(fun: Callable, x0: np.ndarray, jac: Callable, *, hess: Any = None,
         f_target: float | None = None, maxiter: int = 1000, gamma0: float = 1.0,
         gamma_min: float = 1e-12, max_trials: int = 40, inner: str = "cg",
         inner_rtol: float | None = None, inner_maxiter: int | None = None,
-        callback: Callable | None = None, _state: dict | None = None) -> OptimizeResult:
+        callback: Callable | None = None) -> OptimizeResult:
     """Minimise ``fun`` by GNS; see :func:`dcdm.optimize.minimize` for the arguments."""
-    st = _Start(fun, x0, jac, B)
-    x, f, g, metric = st.x, st.f, st.g, st.metric
-    gnorm = gnorm0 = metric.dual_norm(g)
-    gamma, history, d_prev = float(gamma0), [], None
-    n_trials = n_inner = 0
-    status, message = 1, f"reached maxiter={maxiter}"
-    for _ in range(maxiter):
-        if gnorm <= gtol or (f_target is not None and f <= f_target):
-            status, message = 0, "gradient tolerance met" if gnorm <= gtol else "f_target met"
-            break
+    st = Start(fun, x0, jac, B)
+    metric = st.metric
+    gnorm0 = metric.dual_norm(st.g)
+    gamma = float(gamma0)
+
+    def step(x, f, g, gnorm):
+        nonlocal gamma
         solve = TrialSolver(hessian_at(x, hess, hessp), g, metric, M=M, inner=inner,
                             rtol=forcing(gnorm, gnorm0, 0.5 if B is None else 0.01)
                             if inner_rtol is None else inner_rtol,
@@ -78,40 +76,22 @@ def gns(fun: Callable, x0: np.ndarray, jac: Callable, *, hess: Any = None,
         for _trial in range(max_trials):
             lam = gnorm / gamma
             d, its, why = solve(lam)
-            n_trials += 1
-            n_inner += its
-            if d is None:
-                trials.append(TrialRecord(lam, False, its, why, math.nan, "solve: " + why))
-                gamma = max(gamma / 2, gamma_min)
-                continue
-            f_new, g_new = st.evaluate(x + d)
-            if f_new is None:
-                trials.append(TrialRecord(lam, False, its, why, math.nan, "non-finite f or g"))
-                gamma = max(gamma / 2, gamma_min)
-                continue
-            gnorm_new = metric.dual_norm(g_new)
-            if _progress(f, f_new, g_new, d, gnorm_new, lam):
-                trials.append(TrialRecord(lam, True, its, why, f_new))
-                accepted = (d, f_new, g_new, gnorm_new)
-                break
-            trials.append(TrialRecord(lam, False, its, why, f_new, "too little decrease"))
+            f_new = g_new = None
+            if d is not None:
+                f_new, g_new = st.evaluate(x + d)
+            if f_new is not None:
+                gnorm_new = metric.dual_norm(g_new)
+                if _progress(f, f_new, g_new, d, gnorm_new, lam):
+                    trials.append(TrialRecord(lam, True, its, why, f_new))
+                    accepted = (d, f_new, g_new, gnorm_new)
+                    gamma = 2 * gamma
+                    break
+            trials.append(rejected(lam, its, why, d, f_new, "too little decrease"))
             gamma = max(gamma / 2, gamma_min)
-        history.append(IterationRecord(f, gnorm, gamma_start, tuple(trials)))
-        if accepted is None:
-            status, message = 2, f"no trial step accepted in {max_trials} trials"
-            break
-        d_prev, f, g, gnorm = accepted
-        x = x + d_prev
-        gamma = 2 * gamma
-        if callback is not None:
-            callback(np.array(x, copy=True))
-    else:
-        if gnorm <= gtol or (f_target is not None and f <= f_target):
-            status, message = 0, "gradient tolerance met"
-    return OptimizeResult(x=x, fun=f, jac=g, success=status == 0, status=status,
-                          message=message, nit=len(history), n_trials=n_trials,
-                          n_inner=n_inner, nfev=st.nfev, njev=st.njev, history=tuple(history),
-                          method="gns")
+        return IterationRecord(f, gnorm, gamma_start, tuple(trials)), accepted
+
+    return outer_loop(st, step, method="gns", maxiter=maxiter, gtol=gtol, f_target=f_target,
+                      callback=callback)
 
 
 def _progress(f: float, f_new: float, g_new: np.ndarray, d: np.ndarray, gnorm_new: float,
@@ -123,39 +103,3 @@ def _progress(f: float, f_new: float, g_new: np.ndarray, d: np.ndarray, gnorm_ne
     if abs(f - f_new) > 64 * np.finfo(float).eps * max(abs(f), abs(f_new)):
         return f - f_new >= need
     return -float(g_new @ d) >= 2 * need
-
-
-class _Start:
-    """Validated ``x0``, ``f(x0)``, ``grad f(x0)``, the metric, and evaluation counts."""
-
-    def __init__(self, fun: Callable, x0: Any, jac: Callable, B: Any):
-        if not callable(fun):
-            raise TypeError(f"fun must be callable, got {type(fun).__name__}")
-        if not callable(jac):
-            raise TypeError(f"jac must be a callable returning the gradient, got "
-                            f"{type(jac).__name__}")
-        x = np.array(x0, dtype=np.float64, copy=True)
-        if x.ndim != 1 or x.size == 0:
-            raise ValueError(f"x0 must be a non-empty 1-D array, got shape {x.shape}")
-        if not np.all(np.isfinite(x)):
-            raise ValueError("x0 must be finite")
-        self.fun, self.jac, self.nfev, self.njev = fun, jac, 0, 0
-        self.x = x
-        f, g = self.evaluate(x)
-        if f is None:
-            raise ValueError("fun(x0) and jac(x0) must be finite (got a NaN or Inf at x0)")
-        self.f, self.g = f, g
-        self.metric = Metric(B, x.size)
-
-    def evaluate(self, x: np.ndarray) -> tuple[float | None, np.ndarray | None]:
-        self.nfev += 1
-        self.njev += 1
-        f = float(self.fun(x))
-        g = np.asarray(self.jac(x), dtype=np.float64)
-        if g.shape not in ((x.size,), (x.size, 1)):
-            raise ValueError(f"jac(x) must return {x.size} entries (the shape of x0), got "
-                             f"shape {g.shape}")
-        g = g.reshape(-1)
-        if not math.isfinite(f) or not np.all(np.isfinite(g)):
-            return None, None
-        return f, g

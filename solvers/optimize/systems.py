@@ -37,6 +37,7 @@ class Metric:
     def __init__(self, B: Any, n: int):
         self.B = B
         self._solve: Callable[[np.ndarray], np.ndarray] | None = None
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
         if B is None:
             return
         if not (_is_matrix(B) or isinstance(B, spla.LinearOperator)):
@@ -64,16 +65,22 @@ class Metric:
         return v if self.B is None else np.asarray(self.B @ v)
 
     def inverse(self, g: np.ndarray) -> np.ndarray:
-        """``B^-1 g``."""
+        """``B^-1 g``; the last one is kept, for the same gradient (the dual norm and a
+        gradient step both need it)."""
         if self.B is None:
             return g
+        if self._last is not None and self._last[0] is g:
+            return self._last[1]
         if self._solve is not None:
-            return np.asarray(self._solve(g))
-        res = cg(self.B, g, rtol=1e-12, maxiter=10 * g.size)
-        if not res.converged:
-            raise ValueError(f"B must be symmetric positive definite: CG on B ended "
-                             f"{res.reason.name}")
-        return np.asarray(res.x)
+            out = np.asarray(self._solve(g))
+        else:
+            res = cg(self.B, g, rtol=1e-12, maxiter=10 * g.size)
+            if not res.converged:
+                raise ValueError(f"B must be symmetric positive definite: CG on B ended "
+                                 f"{res.reason.name}")
+            out = np.asarray(res.x)
+        self._last = (g, out)
+        return out
 
     def dual_norm(self, g: np.ndarray) -> float:
         """``sqrt(g . B^-1 g)``; raises if ``B`` turns out not positive definite."""
