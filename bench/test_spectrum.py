@@ -63,16 +63,6 @@ def _tank(dim: int, n: int):
     return _CACHE[(dim, n)]
 
 
-def _curve(density: spectrum.SpectralDensity, points: int = 160) -> tuple[list, list]:
-    """The density over ``log10(lambda / lambda_max)`` (what the report plots)."""
-    keep = density.nodes > 0
-    logs = np.log10(density.nodes[keep] / density.nodes.max())
-    shifted = spectrum.SpectralDensity(logs, density.weights[keep] / density.weights[keep].sum(),
-                                       density.probe[keep], density.n, density.measure)
-    grid, values = shifted.density(sigma=0.03, grid=np.linspace(logs.min() - 0.2, 0.1, points))
-    return grid.round(4).tolist(), values.tolist()
-
-
 def test_spectrum(benchmark, bench_device, spectrum_case):
     _cpu_only(bench_device)
     dim, n, M = spectrum_case
@@ -87,7 +77,9 @@ def test_spectrum(benchmark, bench_device, spectrum_case):
     row = rows[0]
     if "skipped" in row:
         pytest.skip(row["skipped"])
-    grid, values = _curve(row.pop("density"))
+    grid, values = row.pop("density").relative_log_density(points=160)
+    grid = grid.round(4).tolist()
+    values = values.tolist()
     record(benchmark, f"spectrum-smoke{dim}d-{n}-{M}", kind="spectrum", method="cg",
            preconditioner=M, problem="smoke", dim=dim, n=n, dtype="float64",
            iterations=row["actual"], reason=row["reason"], setup_s=row["setup_time"],

@@ -123,6 +123,17 @@ class SpectralDensity:
             values += self.weights[chunk:chunk + 256] @ np.exp(-0.5 * (d / sigma) ** 2)
         return grid, values / (sigma * math.sqrt(2 * math.pi))
 
+    def relative_log_density(self, points: int = 600,
+                             sigma: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
+        """The density over ``log10(lambda / lambda_max)`` (positive nodes; unit mass):
+        ``(grid, values)`` from 0.2 below the smallest node to 0.1 above 0, a Gaussian of
+        ``sigma`` decades. Spectra of different scales then share one axis."""
+        keep = self.nodes > 0
+        logs = np.log10(self.nodes[keep] / self.nodes.max())
+        shifted = SpectralDensity(logs, self.weights[keep] / self.weights[keep].sum(),
+                                  self.probe[keep], self.n, self.measure, self.preconditioner)
+        return shifted.density(sigma=sigma, grid=np.linspace(logs.min() - 0.2, 0.1, points))
+
     def plot(self, ax=None, *, sigma: float | None = None, log: bool = True, label=None):
         """Plot the smoothed density (matplotlib, loaded lazily); returns the axes."""
         from dcdm.kernels.optional import require

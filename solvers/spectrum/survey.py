@@ -162,12 +162,7 @@ def plot_densities(rows: list[dict], path=None, *, title: str | None = None):
         d: SpectralDensity | None = r.get("density")
         if d is None:
             continue
-        keep = d.nodes > 0
-        logs = np.log10(d.nodes[keep] / d.nodes.max())
-        shifted = SpectralDensity(logs, d.weights[keep] / d.weights[keep].sum(),
-                                  d.probe[keep], d.n, d.measure, d.preconditioner)
-        grid, values = shifted.density(sigma=0.03, grid=np.linspace(logs.min() - 0.2, 0.1,
-                                                                     600))
+        grid, values = d.relative_log_density()
         ax.plot(grid, values, label=f"{r['M']} (kappa {r['kappa']:.3g})")
     ax.set_yscale("log")
     ax.set_ylim(1e-4, None)

@@ -209,6 +209,9 @@ def test_slq_density_and_its_limits():
         d.trace()
     grid, values = d.density(points=2000)
     np.testing.assert_allclose(np.trapezoid(values, grid), 1.0, rtol=1e-3)
+    lgrid, lvalues = d.relative_log_density(points=2000, sigma=0.02)  # log10(l / l_max)
+    assert lgrid[-1] == pytest.approx(0.1) and lgrid[0] < np.log10(d.extremes[0] / d.extremes[1])
+    np.testing.assert_allclose(np.trapezoid(lvalues, lgrid), 1.0, rtol=1e-3)
     lo, hi = d.extremes
     exact = _dense_preconditioned(A, "ic0")
     assert exact[0] <= lo * (1 + 1e-8) and hi <= exact[-1] * (1 + 1e-8)
