@@ -42,6 +42,12 @@ class Jacobi(Preconditioner):
         self._inv = (1.0 / d).astype(dtype)
         self._device = arrays.DeviceCache()
 
+    @property
+    def inverse_diagonal(self) -> np.ndarray:
+        """``D^-1`` as a host array: the preconditioner is ``diag(inverse_diagonal)``
+        (what :func:`dcdm.spectrum.slq` needs for an unbiased, uniform measure)."""
+        return self._inv
+
     def apply(self, r, out=None):
         if isinstance(r, np.ndarray):
             inv = self._inv

@@ -12,7 +12,8 @@ polynomials of degree ``<= 2 steps - 1``. Averaged over probes::
 With a preconditioner ``P = M^-1`` the Lanczos runs in ``P``'s inner product (the
 symmetric ``B = P^(1/2) A P^(1/2)``, same eigenvalues as ``P A``); the start must then
 be ``P^(-1/2) v`` for the measure to be the uniform one. That is possible when ``P`` is
-diagonal (Jacobi, no preconditioner): the density and :meth:`SpectralDensity.trace`
+diagonal (Jacobi, or any preconditioner with an ``inverse_diagonal``; none): the density
+and :meth:`SpectralDensity.trace`
 are then unbiased (``measure="uniform"``). For any other ``M`` the start is ``v``
 itself in the residual space, and the nodes and weights are the measure CG meets from a
 random right-hand side (``measure="residual"``): the right thing to predict iterations
@@ -233,11 +234,10 @@ def slq(A: Any, M: Any = None, *, steps: int = 50, probes: int = 10, seed: int |
 
 
 def _uniform_scaling(P: Any, support: np.ndarray) -> np.ndarray | None:
-    """``P^(-1/2)`` on the support when ``P`` is diagonal (Jacobi), else None (no scaling
-    makes the measure uniform; without ``P`` the plain start already is)."""
-    if P is None:
-        return None
-    inv = getattr(P, "_inv", None) if getattr(P, "name", None) == "jacobi" else None
+    """``P^(-1/2)`` on the support when ``P`` is diagonal (it declares its
+    ``inverse_diagonal``, as Jacobi does), else None (no scaling makes the measure uniform;
+    without ``P`` the plain start already is)."""
+    inv = getattr(P, "inverse_diagonal", None)
     if inv is None:
         return None
     inv = np.asarray(inv, dtype=np.float64).reshape(-1)[support]
