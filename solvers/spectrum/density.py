@@ -13,11 +13,11 @@ With a preconditioner ``P = M^-1`` the Lanczos runs in ``P``'s inner product (th
 symmetric ``B = P^(1/2) A P^(1/2)``, same eigenvalues as ``P A``); the start must then
 be ``P^(-1/2) v`` for the measure to be the uniform one. That is possible when ``P`` is
 diagonal (Jacobi, or any preconditioner with an ``inverse_diagonal``; none): the density
-and :meth:`SpectralDensity.trace` are then unbiased (``measure="uniform"``). For any other ``M`` the start is ``v``
-itself in the residual space, and the nodes and weights are the measure CG meets from a
-random right-hand side (``measure="residual"``): the right thing to predict iterations
-and to locate the spectrum, but its masses are weighted by ``P``, so ``trace()``
-refuses; :func:`~dcdm.spectrum.hutchinson` estimates ``tr(M^-1 A)`` for any ``M``.
+and :meth:`SpectralDensity.trace` are then unbiased (``measure="uniform"``). For any other
+``M`` the start is ``v`` itself in the residual space, and the nodes and weights are the
+measure CG meets from a random right-hand side (``measure="residual"``): the right thing
+to predict iterations and to locate the spectrum, but its masses are weighted by ``P``,
+so ``trace()`` refuses; :func:`~dcdm.spectrum.hutchinson` estimates ``tr(M^-1 A)`` for any ``M``.
 
 Cost: ``probes * steps`` applications of ``A`` and of ``M`` (plus one ``M`` per probe);
 memory: three vectors with ``reorthogonalize="none"`` (ghost copies of converged Ritz
