@@ -36,6 +36,15 @@ def _nsum(x, i, j, k):
     return s
 
 
+@nb.njit(inline="always")
+def _neighbours(x, i, j, k, interior):
+    """``_nsum`` without the bounds tests for a cell off the array's faces."""
+    if interior:
+        return (x[i - 1, j, k] + x[i + 1, j, k] + x[i, j - 1, k] + x[i, j + 1, k]
+                + x[i, j, k - 1] + x[i, j, k + 1])
+    return _nsum(x, i, j, k)
+
+
 @kernel
 def _rbgs(code, x, b, h2, color):
     n0, n1, n2 = x.shape
@@ -47,17 +56,35 @@ def _rbgs(code, x, b, h2, color):
                 c = code[i, j, k]
                 if c <= 0:
                     continue
-                if interior and 0 < k < n2 - 1:
-                    s = (x[i - 1, j, k] + x[i + 1, j, k] + x[i, j - 1, k] + x[i, j + 1, k]
-                         + x[i, j, k - 1] + x[i, j, k + 1])
-                else:
-                    s = _nsum(x, i, j, k)
+                s = _neighbours(x, i, j, k, interior and 0 < k < n2 - 1)
                 x[i, j, k] = (b[i, j, k] * h2 + s) / c
 
 
-def rbgs_sweep(code, x, b, scale: float, color: int) -> None:
+@kernel
+def _rbgs_shift(code, shift, x, b, h2, color):
+    n0, n1, n2 = x.shape
+    for i in nb.prange(n0):
+        for j in range(n1):
+            k0 = (i + j + color) & 1
+            interior = 0 < i < n0 - 1 and 0 < j < n1 - 1
+            for k in range(k0, n2, 2):
+                c = code[i, j, k]
+                if c < 0:
+                    continue
+                d = c + shift[i, j, k]
+                if d <= 0:
+                    continue
+                s = _neighbours(x, i, j, k, interior and 0 < k < n2 - 1)
+                x[i, j, k] = (b[i, j, k] * h2 + s) / d
+
+
+def rbgs_sweep(code, x, b, scale: float, color: int, shift=None) -> None:
     """Numba version of :func:`dcdm.kernels.reference.rbgs_sweep`."""
-    _rbgs(x.size)(code, x, b, x.dtype.type(1.0 / scale), color)
+    h2 = x.dtype.type(1.0 / scale)
+    if shift is None:
+        _rbgs(x.size)(code, x, b, h2, color)
+    else:
+        _rbgs_shift(x.size)(code, shift, x, b, h2, color)
 
 
 @kernel
@@ -85,8 +112,15 @@ def _restrict(r_f, code_c, b_c, f0, f1, f2, weight):
                 b_c[I, J, K] = weight * acc
 
 
+@kernel
+def _subtract_shifted(b, shift, x, scale, out):
+    """``out = b - out - scale * shift * x`` (flat arrays)."""
+    for i in nb.prange(out.shape[0]):
+        out[i] = b[i] - out[i] - scale * shift[i] * x[i]
+
+
 def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, weight: float,
-                      work=None):
+                      work=None, shift=None):
     """Numba version of :func:`dcdm.kernels.reference.residual_restrict`.
 
     ``work`` (fine-grid shaped) holds the fine residual; allocated if not given.
@@ -95,7 +129,11 @@ def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, we
 
     r = np.empty_like(x_f) if work is None else work
     laplacian_matvec_fluid(code_f, x_f, r, scale_f)  # zero off FLUID cells
-    _subtract_from(r.size)(b_f.reshape(-1), r.reshape(-1))
+    if shift is None:
+        _subtract_from(r.size)(b_f.reshape(-1), r.reshape(-1))
+    else:  # the shift vanishes off FLUID cells, as x_f and b_f do
+        _subtract_shifted(r.size)(b_f.reshape(-1), shift.reshape(-1), x_f.reshape(-1),
+                                  r.dtype.type(scale_f), r.reshape(-1))
     # b_f vanishes off FLUID cells, so r does too: no mask needed before summing
     _restrict(b_c.size)(r, code_c, b_c, *factors, r.dtype.type(weight))
 
@@ -109,10 +147,26 @@ def _rbgs_cells(code, x, b, h2, ii, jj, kk):
             x[i, j, k] = (b[i, j, k] * h2 + _nsum(x, i, j, k)) / c
 
 
-def rbgs_cells(code, x, b, scale: float, cells) -> None:
+@kernel
+def _rbgs_cells_shift(code, shift, x, b, h2, ii, jj, kk):
+    for t in nb.prange(ii.shape[0]):
+        i, j, k = ii[t], jj[t], kk[t]
+        c = code[i, j, k]
+        if c >= 0:
+            d = c + shift[i, j, k]
+            if d > 0:
+                x[i, j, k] = (b[i, j, k] * h2 + _nsum(x, i, j, k)) / d
+
+
+def rbgs_cells(code, x, b, scale: float, cells, shift=None) -> None:
     """Gauss-Seidel update of the listed cells ``cells = (i, j, k)`` (one colour only)."""
     ii, jj, kk = cells
-    _rbgs_cells(max(ii.size * 64, 1))(code, x, b, x.dtype.type(1.0 / scale), ii, jj, kk)
+    h2 = x.dtype.type(1.0 / scale)
+    size = max(ii.size * 64, 1)
+    if shift is None:
+        _rbgs_cells(size)(code, x, b, h2, ii, jj, kk)
+    else:
+        _rbgs_cells_shift(size)(code, shift, x, b, h2, ii, jj, kk)
 
 
 @kernel

@@ -201,11 +201,20 @@ def axpy(alpha: float, x, y):
 # -- multigrid -------------------------------------------------------------------------------
 
 
-def rbgs_sweep(code, x, b, scale: float, color: int) -> None:
+def _shift_args(cp: ModuleType, x, shift) -> tuple[str, tuple]:
+    """The kernel suffix and leading arguments for an optional diagonal ``shift``."""
+    if shift is None:
+        return "", ()
+    _arrays(cp, x, shift=shift)
+    return "_shift", (shift,)
+
+
+def rbgs_sweep(code, x, b, scale: float, color: int, shift=None) -> None:
     """CUDA version of :func:`dcdm.kernels.reference.rbgs_sweep` (in place on ``x``)."""
     cp = require_device()
     _arrays(cp, x, x=x, b=b)
     _codes(cp, x.shape, code=code)
+    suffix, extra = _shift_args(cp, x, shift)
     if color not in (0, 1):
         raise ValueError(f"color must be 0 or 1, got {color!r}")
     if x.ndim not in (2, 3):
@@ -213,9 +222,10 @@ def rbgs_sweep(code, x, b, scale: float, color: int) -> None:
     if x.size == 0:
         return
     (n0, n1, n2), _ = _as3d(x.shape)
-    get_kernel(cp, "rbgs3", x)(_grid(n1 * ((n2 + 1) // 2), n0), (BLOCK,),
-                               (code, x, b, x.dtype.type(1.0 / scale), np.int32(color),
-                                np.int64(n0), np.uint32(n1), np.uint32(n2)))
+    get_kernel(cp, "rbgs3" + suffix, x)(_grid(n1 * ((n2 + 1) // 2), n0), (BLOCK,),
+                                        (code, *extra, x, b, x.dtype.type(1.0 / scale),
+                                         np.int32(color), np.int64(n0), np.uint32(n1),
+                                         np.uint32(n2)))
 
 
 def _mg_dims(fine: tuple[int, ...], coarse: tuple[int, ...], factors) -> tuple:
@@ -236,7 +246,7 @@ def _mg_dims(fine: tuple[int, ...], coarse: tuple[int, ...], factors) -> tuple:
 
 
 def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, weight: float,
-                      work=None) -> None:
+                      work=None, shift=None) -> None:
     """CUDA version of :func:`dcdm.kernels.reference.residual_restrict`.
 
     The fine residual is computed inside the restriction, once per fine cell, so
@@ -249,14 +259,15 @@ def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, we
         raise ValueError(f"b_c has dtype {b_c.dtype}, x_f {x_f.dtype}; they must match")
     _codes(cp, x_f.shape, code_f=code_f)
     _codes(cp, b_c.shape, code_c=code_c)
+    suffix, extra = _shift_args(cp, x_f, shift)
     (n0, n1, n2), (N0, N1, N2), shifts = _mg_dims(x_f.shape, b_c.shape, factors)
     if b_c.size == 0:
         return
     T = x_f.dtype.type
-    get_kernel(cp, "restrict3", x_f)(_grid(N1 * N2, N0), (BLOCK,),
-                                     (code_f, x_f, b_f, T(scale_f), np.int64(n0), np.uint32(n1),
-                                      np.uint32(n2), code_c, b_c, np.int64(N0), np.uint32(N1),
-                                      np.uint32(N2), *(np.int32(s) for s in shifts), T(weight)))
+    args = (code_f, *extra, x_f, b_f, T(scale_f), np.int64(n0), np.uint32(n1), np.uint32(n2),
+            code_c, b_c, np.int64(N0), np.uint32(N1), np.uint32(N2),
+            *(np.int32(s) for s in shifts), T(weight))
+    get_kernel(cp, "restrict3" + suffix, x_f)(_grid(N1 * N2, N0), (BLOCK,), args)
 
 
 def prolong_add(x_c, code_f, x_f, factors) -> None:
@@ -276,7 +287,7 @@ def prolong_add(x_c, code_f, x_f, factors) -> None:
                                      *(np.int32(s) for s in shifts)))
 
 
-def rbgs_cells(code, x, b, scale: float, cells) -> None:
+def rbgs_cells(code, x, b, scale: float, cells, shift=None) -> None:
     """CUDA version of :func:`dcdm.kernels.reference.rbgs_cells`: Gauss-Seidel update of the
     listed cells ``cells = (ii, jj, kk)`` (int64 CuPy arrays, all cells of one colour)."""
     cp = require_device()
@@ -284,6 +295,7 @@ def rbgs_cells(code, x, b, scale: float, cells) -> None:
     _codes(cp, x.shape, code=code)
     if x.ndim != 3:
         raise ValueError(f"x must be a 3-D grid-shaped array, got shape {x.shape}")
+    suffix, extra = _shift_args(cp, x, shift)
     if len(cells) != 3:
         raise ValueError(f"cells must be three index arrays (ii, jj, kk), got {len(cells)}")
     for name, a in zip(("ii", "jj", "kk"), cells, strict=True):
@@ -294,7 +306,7 @@ def rbgs_cells(code, x, b, scale: float, cells) -> None:
     if m == 0:
         return
     n0, n1, n2 = x.shape
-    get_kernel(cp, "rbgs_cells3", x)((min(-(-m // BLOCK), 65536),), (BLOCK,),
-                                     (code, x, b, x.dtype.type(1.0 / scale),
+    get_kernel(cp, "rbgs_cells3" + suffix, x)((min(-(-m // BLOCK), 65536),), (BLOCK,),
+                                     (code, *extra, x, b, x.dtype.type(1.0 / scale),
                                       *(cp.ascontiguousarray(a) for a in cells), np.int64(m),
                                       np.int64(n0), np.uint32(n1), np.uint32(n2)))

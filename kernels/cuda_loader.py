@@ -70,7 +70,8 @@ SOURCES = ("stencil", "vector", "mg")
 KERNELS = {
     "stencil": ("laplacian2", "laplacian3", "fluid3"),
     "vector": ("cg_update", "dot", "xpby", "axpy"),
-    "mg": ("rbgs3", "restrict3", "prolong3", "rbgs_cells3"),
+    "mg": ("rbgs3", "restrict3", "prolong3", "rbgs_cells3", "rbgs3_shift", "restrict3_shift",
+           "rbgs_cells3_shift"),
 }
 """The kernels of each module; each exists as ``<name>_f32`` and ``<name>_f64``."""
 SUFFIXES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}

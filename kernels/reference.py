@@ -116,29 +116,45 @@ def _neighbour_sum(x: np.ndarray) -> np.ndarray:
     return acc
 
 
-def rbgs_sweep(code: np.ndarray, x: np.ndarray, b: np.ndarray, scale: float, color: int) -> None:
+def rbgs_sweep(code: np.ndarray, x: np.ndarray, b: np.ndarray, scale: float, color: int,
+               shift: np.ndarray | None = None) -> None:
     """One Gauss-Seidel half-sweep over the cells with ``(i + j + k) % 2 == color``.
 
     Solves row ``c`` of ``L x = b`` for ``x_c`` on FLUID cells with ``d_c > 0``
     (``x`` must vanish off FLUID cells, as in :func:`laplacian_matvec_fluid`).
     Cells of one colour only couple to the other colour, so the update is exact
     Gauss-Seidel in any order.
+
+    ``shift`` (grid-shaped, >= 0, zero off FLUID cells) adds a diagonal term: the
+    operator is ``scale * ((d + shift) x - sum of the neighbours)``, i.e. ``L +
+    diag(scale * shift)`` (the multigrid of ``A + D`` passes ``shift = D / scale``).
+    With a shift, FLUID cells with ``d_c == 0`` and ``shift_c > 0`` are updated too.
     """
     idx = np.indices(x.shape).sum(axis=0) % 2 == color
-    upd = idx & (code > 0)
+    diag = _diagonal(code, shift, x.dtype)
+    upd = idx & (code >= 0) & (diag > 0)
     s = _neighbour_sum(x)
-    x[upd] = (b[upd] / x.dtype.type(scale) + s[upd]) / code[upd]
+    x[upd] = (b[upd] / x.dtype.type(scale) + s[upd]) / diag[upd]
+
+
+def _diagonal(code: np.ndarray, shift: np.ndarray | None, dtype) -> np.ndarray:
+    """The stencil's diagonal ``d + shift`` (``d`` clipped at 0 off FLUID cells)."""
+    d = np.maximum(code, 0).astype(dtype)
+    return d if shift is None else d + shift.astype(dtype)
 
 
 def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, weight: float,
-                      work=None):
+                      work=None, shift=None):
     """``b_c = weight * sum over children of (b_f - L_f x_f)`` on coarse FLUID cells, else 0.
 
     ``factors`` is the coarsening factor (1 or 2) per axis; a coarse cell's
-    children are ``f*I .. f*I + f - 1`` clipped to the fine grid.
+    children are ``f*I .. f*I + f - 1`` clipped to the fine grid. ``shift`` as in
+    :func:`rbgs_sweep` (the fine operator is ``L_f + diag(scale_f * shift)``).
     """
     r = np.empty_like(x_f)
     laplacian_matvec_fluid(code_f, x_f, r, scale_f)
+    if shift is not None:
+        r += x_f.dtype.type(scale_f) * shift * x_f
     r = np.where(code_f >= 0, b_f - r, 0)
     padded_shape = tuple(f * n for f, n in zip(factors, b_c.shape, strict=True))
     rp = np.zeros(padded_shape, dtype=r.dtype)
@@ -157,14 +173,15 @@ def prolong_add(x_c, code_f, x_f, factors) -> None:
     x_f += np.where(code_f >= 0, up, 0)
 
 
-def rbgs_cells(code, x, b, scale: float, cells) -> None:
+def rbgs_cells(code, x, b, scale: float, cells, shift=None) -> None:
     """Gauss-Seidel update of the listed cells ``cells = (i, j, k)``, all of one colour
-    (so no listed cell neighbours another and the order does not matter)."""
+    (so no listed cell neighbours another and the order does not matter); ``shift`` as
+    in :func:`rbgs_sweep`."""
     ii, jj, kk = cells
     s = _neighbour_sum(x)[ii, jj, kk]
-    c = code[ii, jj, kk]
-    upd = c > 0
-    val = (b[ii, jj, kk] / x.dtype.type(scale) + s) / np.where(upd, c, 1)
+    diag = _diagonal(code, shift, x.dtype)[ii, jj, kk]
+    upd = (code[ii, jj, kk] >= 0) & (diag > 0)
+    val = (b[ii, jj, kk] / x.dtype.type(scale) + s) / np.where(upd, diag, 1)
     x[ii[upd], jj[upd], kk[upd]] = val[upd]
 
 

@@ -148,21 +148,30 @@ def _parity(xp, x, color: int):
     return s % 2 == color
 
 
-def rbgs_sweep(code, x, b, scale: float, color: int) -> None:
+def _diag(xp, code, shift, dtype):
+    """The stencil's diagonal ``d + shift`` (``d`` clipped at 0 off FLUID cells)."""
+    d = xp.astype(xp.where(code > 0, code, xp.zeros_like(code)), dtype)
+    return d if shift is None else d + xp.astype(shift, dtype)
+
+
+def rbgs_sweep(code, x, b, scale: float, color: int, shift=None) -> None:
     """One red-black Gauss-Seidel half-sweep (see :func:`dcdm.kernels.reference.rbgs_sweep`)."""
     xp = array_namespace(x)
-    upd = _parity(xp, x, color) & (code > 0)
-    c = xp.astype(xp.where(code > 0, code, xp.ones_like(code)), x.dtype)
-    new = (b / scale + _neighbour_sum(xp, x)) / c
+    d = _diag(xp, code, shift, x.dtype)
+    upd = _parity(xp, x, color) & (code >= 0) & (d > 0)
+    new = (b / scale + _neighbour_sum(xp, x)) / xp.where(upd, d, xp.ones_like(d))
     x[...] = xp.where(upd, new, x)
 
 
 def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, weight: float,
-                      work=None) -> None:
-    """``b_c = weight * sum over children of (b_f - L_f x_f)`` on coarse FLUID cells, else 0."""
+                      work=None, shift=None) -> None:
+    """``b_c = weight * sum over children of (b_f - L_f x_f)`` on coarse FLUID cells, else 0
+    (``shift`` as in :func:`dcdm.kernels.reference.rbgs_sweep`)."""
     xp = array_namespace(x_f)
     r = xp.empty_like(x_f) if work is None else work
     laplacian_matvec_fluid(code_f, x_f, r, scale_f)
+    if shift is not None:
+        r += scale_f * xp.astype(shift, x_f.dtype) * x_f
     r[...] = xp.where(code_f >= 0, b_f - r, xp.zeros_like(r))
     padded = tuple(f * n for f, n in zip(factors, b_c.shape, strict=True))
     if padded != tuple(r.shape):
@@ -186,8 +195,9 @@ def prolong_add(x_c, code_f, x_f, factors) -> None:
     x_f += xp.where(code_f >= 0, up, xp.zeros_like(up))
 
 
-def rbgs_cells(code, x, b, scale: float, cells) -> None:
-    """Gauss-Seidel update of the listed cells ``cells = (i, j, k)``, all of one colour.
+def rbgs_cells(code, x, b, scale: float, cells, shift=None) -> None:
+    """Gauss-Seidel update of the listed cells ``cells = (i, j, k)``, all of one colour
+    (``shift`` as in :func:`dcdm.kernels.reference.rbgs_sweep`).
 
     Works on the listed cells only (gathers their six neighbours), so a call costs
     ``O(len(cells))``, not a pass over the grid.
@@ -207,7 +217,8 @@ def rbgs_cells(code, x, b, scale: float, cells) -> None:
             nb = xp.where(ok, lin + step * stride, lin)
             s += xp.where(ok, xp.take(xf, nb), xp.zeros_like(s))
     c = xp.take(xp.reshape(code, (-1,)), lin)
-    upd = c > 0
-    cf = xp.astype(xp.where(upd, c, xp.ones_like(c)), x.dtype)
-    val = (xp.take(xp.reshape(b, (-1,)), lin) / scale + s) / cf
+    d = _diag(xp, c, None if shift is None else xp.take(xp.reshape(shift, (-1,)), lin),
+              x.dtype)
+    upd = (c >= 0) & (d > 0)
+    val = (xp.take(xp.reshape(b, (-1,)), lin) / scale + s) / xp.where(upd, d, xp.ones_like(d))
     xf[lin] = xp.where(upd, val, xp.take(xf, lin))

@@ -3,13 +3,14 @@ the optimization test problems of :mod:`dcdm.optimize` (:mod:`.optimization`).""
 
 from . import gallery, geometry, io, optimization, rhs, scenes
 from .geometry import Box, Sphere, Union
-from .grid import CellType, Grid, GridLaplacian
+from .grid import CellType, Grid, GridLaplacian, ShiftedGridLaplacian
 
 __all__ = [
     "Box",
     "CellType",
     "Grid",
     "GridLaplacian",
+    "ShiftedGridLaplacian",
     "Sphere",
     "Union",
     "gallery",

@@ -38,7 +38,7 @@ from dcdm import kernels
 from dcdm.kernels import arrays, codes, stencil
 from dcdm.solvers.nullspace import ConstantNullSpace
 
-__all__ = ["CellType", "Grid", "GridLaplacian"]
+__all__ = ["CellType", "Grid", "GridLaplacian", "ShiftedGridLaplacian"]
 
 
 class CellType(IntEnum):
@@ -109,6 +109,12 @@ class Grid:
         self._flags.flags.writeable = False
         self.spacing = spacing
         self.boundary = CellType(boundary)
+
+    def same_as(self, other: Grid) -> bool:
+        """Whether ``other`` describes the same grid (flags, spacing and boundary)."""
+        return other is self or (isinstance(other, Grid) and self.spacing == other.spacing
+                                 and self.boundary == other.boundary
+                                 and np.array_equal(self._flags, other._flags))
 
     # -- basic properties -------------------------------------------------
     @property
@@ -236,6 +242,11 @@ class GridLaplacian:
     [0.0, -1.0, 0.0, -1.0, 4.0, -1.0, 0.0, -1.0, 0.0]
     """
 
+    alpha: float = 1.0
+    """The Laplacian's multiplier (see :class:`ShiftedGridLaplacian`)."""
+    shift: np.ndarray | None = None
+    """The diagonal term on the FLUID cells (``None``: none; see :class:`ShiftedGridLaplacian`)."""
+
     def __init__(self, grid: Grid, dtype=np.float64):
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -243,7 +254,7 @@ class GridLaplacian:
         self.grid = grid
         self.dtype = dtype
         self.shape = (grid.size, grid.size)
-        self.scale = 1.0 / grid.spacing**2
+        self.scale = self.alpha / grid.spacing**2  # the kernels' (and the multigrid's) factor
 
     @property
     def nullspace(self) -> ConstantNullSpace | None:
@@ -314,3 +325,118 @@ class GridLaplacian:
 
     def __repr__(self) -> str:
         return f"GridLaplacian({self.grid!r}, dtype={self.dtype})"
+
+    # -- alpha L + diag(shift): the operators of Newton systems and implicit steps ---------
+    def shifted(self, shift=0.0, alpha: float = 1.0) -> ShiftedGridLaplacian:
+        """``alpha * L + diag(shift)`` on this grid (:class:`ShiftedGridLaplacian`), with
+        ``L`` the plain Laplacian of :attr:`grid`."""
+        return ShiftedGridLaplacian(self.grid, shift, alpha, self.dtype)
+
+    def _terms(self) -> tuple[float, np.ndarray]:
+        return self.alpha, (np.zeros(self.grid.size) if self.shift is None else self.shift)
+
+    def __add__(self, other):
+        """The sum of two such operators on the same grid stays one (``alpha`` and ``shift``
+        add); anything else is not handled here."""
+        if not isinstance(other, GridLaplacian):
+            return NotImplemented
+        if not self.grid.same_as(other.grid):
+            raise ValueError("cannot add grid operators of different grids")
+        (a, s), (b, t) = self._terms(), other._terms()
+        return ShiftedGridLaplacian(self.grid, s + t, a + b, np.result_type(self.dtype,
+                                                                           other.dtype))
+
+    def __mul__(self, c):
+        """``c * (alpha L + D)`` for a real ``c > 0``."""
+        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, float, np.number)):
+            return NotImplemented
+        a, s = self._terms()
+        return ShiftedGridLaplacian(self.grid, float(c) * s, float(c) * a, self.dtype)
+
+    __rmul__ = __mul__
+
+
+class ShiftedGridLaplacian(GridLaplacian):
+    """``alpha * L + diag(shift)`` on a :class:`Grid`: the Laplacian ``L`` of
+    :class:`GridLaplacian` times ``alpha > 0`` plus a diagonal ``shift >= 0`` on the FLUID
+    cells (non-FLUID rows stay identity rows; ``shift`` there is ignored).
+
+    The operators of Newton steps on PDE energies (``A + diag(phi''(u)) + lam I``),
+    implicit diffusion (``I / dt + nu L``) and screened Poisson problems. The multigrid
+    (``M="mg"``) and Gauss-Seidel (``M="rbgs"``) preconditioners follow the shift and
+    ``alpha``; a closed FLUID region is singular only if the shift vanishes on all of it.
+    Sums and positive multiples of operators of one grid stay in the class (``A + lam * B``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dcdm.problems import Grid
+    >>> A = Grid(np.zeros((3, 3), dtype=np.int8), boundary=2).laplacian()
+    >>> K = A.shifted(0.5, alpha=2.0)
+    >>> float(K.to_csr()[4, 4]), float(K.to_csr()[4, 1])
+    (8.5, -2.0)
+    """
+
+    def __init__(self, grid: Grid, shift=0.0, alpha: float = 1.0, dtype=np.float64):
+        a = float(alpha)
+        if not (np.isfinite(a) and a > 0):
+            raise ValueError(f"alpha must be a positive finite number, got {alpha!r}")
+        d = np.asarray(shift, dtype=np.float64)
+        if d.ndim == 0:
+            d = np.full(grid.size, float(d))
+        elif d.shape in (grid.shape, (grid.size,)):
+            d = d.reshape(-1)
+        else:
+            raise ValueError(f"shift must be a number, a vector of length {grid.size} or an "
+                             f"array of the grid's shape {grid.shape}, got shape {d.shape}")
+        if not np.isfinite(d).all():
+            raise ValueError("shift must be finite")
+        d = np.where(grid.fluid.reshape(-1), d, 0.0)
+        if (d < 0).any():
+            raise ValueError(f"shift must be >= 0 on the FLUID cells (the operator must stay "
+                             f"positive semi-definite), got min {d.min():.3g}")
+        d.flags.writeable = False
+        self.alpha = a
+        self.shift = d
+        super().__init__(grid, dtype)
+        self._device_shift = arrays.DeviceCache()
+
+    @property
+    def nullspace(self) -> ConstantNullSpace | None:
+        ns = self.grid.nullspace
+        if ns is None:
+            return None
+        labels = ns.labels.copy()
+        shifted = np.unique(labels[(labels >= 0) & (self.shift > 0)])
+        labels[np.isin(labels, shifted)] = -1
+        kept = np.unique(labels[labels >= 0])
+        if kept.size == 0:
+            return None
+        remap = np.full(ns.n_regions, -1, dtype=np.int64)
+        remap[kept] = np.arange(kept.size)
+        return ConstantNullSpace(np.where(labels >= 0, remap[labels], -1))
+
+    def _add_shift(self, x, out):
+        if isinstance(x, np.ndarray):
+            out += self.shift.astype(out.dtype, copy=False) * x
+        else:
+            out += self._device_shift.get(x, lambda: arrays.asarray_like(self.shift, x)) * x
+        return out
+
+    def matvec_fluid(self, x, out=None):
+        x = self._vector(x)
+        return self._add_shift(x, super().matvec_fluid(x, out))
+
+    def matvec(self, x, out=None):
+        x = self._vector(x)
+        return self._add_shift(x, super().matvec(x, out))
+
+    def diagonal(self) -> np.ndarray:
+        return (super().diagonal() + self.shift).astype(self.dtype)
+
+    def to_csr(self) -> sp.csr_array:
+        return sp.csr_array(super().to_csr() + sp.diags_array(self.shift.astype(self.dtype)))
+
+    def __repr__(self) -> str:
+        return (f"ShiftedGridLaplacian({self.grid!r}, alpha={self.alpha:g}, shift in "
+                f"[{self.shift.min():.3g}, {self.shift.max():.3g}], dtype={self.dtype})")

@@ -29,6 +29,8 @@ from scipy.sparse.linalg import LinearOperator
 from scipy.special import expit, softmax
 from scipy.special import logsumexp as _lse
 
+from dcdm.solvers.restriction import RestrictedOperator, restrict
+
 from . import scenes
 from .grid import Grid
 
@@ -76,15 +78,18 @@ class Objective:
 @dataclass(frozen=True, repr=False)
 class PoissonObjective(Objective):
     """An :class:`Objective` on the FLUID unknowns of ``grid`` (``fluid_index``: their flat
-    grid indices), with what a multigrid needs: the CSR Laplacian ``A`` on them, the exact
-    Hessian as a matrix-free ``operator(u)`` and its ``diagonal_shift(u)``, so that
-    ``hess(u) = A + diag(diagonal_shift(u))``."""
+    grid indices), with what a multigrid needs: the CSR Laplacian ``A`` on them and the
+    same matrix-free (``laplacian``, a :class:`~dcdm.solvers.RestrictedOperator` of the
+    grid operator), the exact Hessian ``hess(u) = A + diag(diagonal_shift(u))`` as a
+    matrix-free ``operator(u)`` of the same kind (``M="mg"`` builds on the shifted grid
+    operator; ``H + lam I`` and ``H + lam * laplacian`` stay such operators)."""
 
     grid: Grid
     A: sp.csr_array
     fluid_index: np.ndarray
-    operator: Callable[[Vector], LinearOperator]
+    operator: Callable[[Vector], RestrictedOperator]
     diagonal_shift: Callable[[Vector], Vector]
+    laplacian: RestrictedOperator
 
 
 # -- argument checks ------------------------------------------------------------------
@@ -411,22 +416,17 @@ def semilinear_poisson(shape: tuple[int, ...] = (64, 64), b_scale: float = 1.0,
     b = b_scale * np.random.default_rng(seed).standard_normal(idx.size)
     f_phi, d_phi, dd_phi = _PHI[phi]
 
-    def fun(u):
+    def fun(u):  # sums, not BLAS dots: OpenBLAS's threads would spin against the kernels'
         u = _vec(u)
-        return float(0.5 * (u @ (A @ u)) + np.sum(f_phi(u)) - b @ u)
+        return float(np.sum(u * (0.5 * (A @ u) - b)) + np.sum(f_phi(u)))
 
     def shift(u):
         return dd_phi(_vec(u))
 
-    def operator(u):
-        d = shift(u)
-
-        def matvec(v):  # scatter to the grid, the kernels' FLUID mat-vec, gather
-            full = np.zeros(grid.size)
-            full[idx] = np.ravel(v)
-            return lap.matvec_fluid(full)[idx] + d * np.ravel(v)
-
-        return LinearOperator((idx.size, idx.size), matvec=matvec, dtype=np.float64)
+    def operator(u):  # A + diag(phi''(u)) on the FLUID unknowns, matrix-free
+        full = np.zeros(grid.size)
+        full[idx] = shift(u)
+        return restrict(lap.shifted(full), idx)
 
     return PoissonObjective(
         name="semilinear_poisson", fun=fun, jac=lambda u: A @ _vec(u) + d_phi(_vec(u)) - b,
@@ -436,4 +436,4 @@ def semilinear_poisson(shape: tuple[int, ...] = (64, 64), b_scale: float = 1.0,
         x0=_frozen(np.zeros(idx.size)), f_star=None, x_star=None, B=None, data=_data(b=b),
         description=f"semilinear Poisson, phi={phi}, grid {grid.shape}, "
                     f"{idx.size} FLUID unknowns", grid=grid, A=A, fluid_index=idx,
-        operator=operator, diagonal_shift=shift)
+        operator=operator, diagonal_shift=shift, laplacian=restrict(lap, idx))

@@ -12,6 +12,7 @@ from .methods import METHODS, MethodRecord
 from .nullspace import ConstantNullSpace, detect_nullspace
 from .operators import Operator, as_operator
 from .precond import PRECONDITIONERS, Preconditioner, PreconditionerRecord, make_preconditioner
+from .restriction import RestrictedOperator, restrict
 from .result import ConvergenceError, Reason, SolveResult
 from .scipy_compat import scipy_cg
 from .solve import solve
@@ -28,6 +29,7 @@ __all__ = [
     "Preconditioner",
     "PreconditionerRecord",
     "Reason",
+    "RestrictedOperator",
     "SolveResult",
     "SolveWorkspace",
     "StoppingRule",
@@ -38,6 +40,7 @@ __all__ = [
     "detect_nullspace",
     "fcg",
     "make_preconditioner",
+    "restrict",
     "scipy_cg",
     "solve",
 ]

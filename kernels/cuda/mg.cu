@@ -10,6 +10,8 @@
 // rbgs_cells3_*: the Gauss-Seidel update of rbgs3 on a list of cells (ii, jj, kk), all of
 //              one colour, so that the order does not matter.
 // The coarsening factor per axis is 1 or 2, passed as a shift s (factor 1 << s).
+// The *_shift kernels add a diagonal term: the operator is scale * ((code + shift) x - sum of
+// neighbours) (shift >= 0, zero off FLUID cells; the plain kernels pass shift = nullptr).
 #include "common.cuh"
 
 namespace dcdm {
@@ -30,11 +32,20 @@ __device__ __forceinline__ T neighbour_sum(const T* x, const index_t c, const in
     return s;
 }
 
+// The stencil's diagonal code_c (+ shift_c when a shift is given).
+template <typename T>
+__device__ __forceinline__ T diagonal(const int cc, const T* __restrict__ shift,
+                                      const index_t c) {
+    const T d = static_cast<T>(cc > 0 ? cc : 0);
+    return shift == nullptr ? d : d + __ldg(shift + c);
+}
+
 // Thread r of the plane handles the pair of cells (j, 2 kk) and (j, 2 kk + 1) and
 // updates the one of colour `color`. x is read (other colour) and written (this
 // colour) in place, so it is neither const nor __restrict__.
 template <typename T>
-__device__ __forceinline__ void rbgs3(const signed char* __restrict__ code, T* x,
+__device__ __forceinline__ void rbgs3(const signed char* __restrict__ code,
+                                      const T* __restrict__ shift, T* x,
                                       const T* __restrict__ b, const T h2, const int color,
                                       const index_t n0, const unsigned n1, const unsigned n2) {
     const unsigned half = (n2 + 1) / 2;
@@ -49,17 +60,19 @@ __device__ __forceinline__ void rbgs3(const signed char* __restrict__ code, T* x
         }
         const index_t c = (i * n1 + j) * n2 + k;
         const int cc = __ldg(code + c);
-        if (cc <= 0) {
+        const T d = diagonal(cc, shift, c);
+        if (cc < 0 || d <= T(0)) {
             continue;
         }
         const T s = neighbour_sum(x, c, i, j, k, n0, n1, n2);
-        x[c] = (__ldg(b + c) * h2 + s) / static_cast<T>(cc);
+        x[c] = (__ldg(b + c) * h2 + s) / d;
     }
 }
 
 // One thread per coarse cell (N0, N1, N2); fine grid (n0, n1, n2).
 template <typename T>
 __device__ __forceinline__ void restrict3(const signed char* __restrict__ code_f,
+                                          const T* __restrict__ shift,
                                           const T* __restrict__ x_f, const T* __restrict__ b_f,
                                           const T scale_f, const index_t n0, const unsigned n1,
                                           const unsigned n2,
@@ -92,7 +105,7 @@ __device__ __forceinline__ void restrict3(const signed char* __restrict__ code_f
                         continue;
                     }
                     const T s = neighbour_sum(x_f, c, i, j, k, n0, n1, n2);
-                    acc += __ldg(b_f + c) - scale_f * (static_cast<T>(cf) * __ldg(x_f + c) - s);
+                    acc += __ldg(b_f + c) - scale_f * (diagonal(cf, shift, c) * __ldg(x_f + c) - s);
                 }
             }
         }
@@ -122,7 +135,8 @@ __device__ __forceinline__ void prolong3(const T* __restrict__ x_c,
 
 // One thread per listed cell (grid-stride).
 template <typename T>
-__device__ __forceinline__ void rbgs_cells3(const signed char* __restrict__ code, T* x,
+__device__ __forceinline__ void rbgs_cells3(const signed char* __restrict__ code,
+                                            const T* __restrict__ shift, T* x,
                                             const T* __restrict__ b, const T h2,
                                             const index_t* __restrict__ ii,
                                             const index_t* __restrict__ jj,
@@ -135,9 +149,10 @@ __device__ __forceinline__ void rbgs_cells3(const signed char* __restrict__ code
         const unsigned k = static_cast<unsigned>(__ldg(kk + t));
         const index_t c = (i * n1 + j) * n2 + k;
         const int cc = __ldg(code + c);
-        if (cc > 0) {
+        const T d = diagonal(cc, shift, c);
+        if (cc >= 0 && d > T(0)) {
             const T s = neighbour_sum(x, c, i, j, k, n0, n1, n2);
-            x[c] = (__ldg(b + c) * h2 + s) / static_cast<T>(cc);
+            x[c] = (__ldg(b + c) * h2 + s) / d;
         }
     }
 }
@@ -148,7 +163,13 @@ __device__ __forceinline__ void rbgs_cells3(const signed char* __restrict__ code
     extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) rbgs3_##SUFFIX(                  \
         const signed char* __restrict__ code, T* x, const T* __restrict__ b, const T h2,      \
         const int color, const dcdm::index_t n0, const unsigned n1, const unsigned n2) {       \
-        dcdm::rbgs3<T>(code, x, b, h2, color, n0, n1, n2);                                    \
+        dcdm::rbgs3<T>(code, nullptr, x, b, h2, color, n0, n1, n2);                           \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) rbgs3_shift_##SUFFIX(            \
+        const signed char* __restrict__ code, const T* __restrict__ shift, T* x,              \
+        const T* __restrict__ b, const T h2, const int color, const dcdm::index_t n0,         \
+        const unsigned n1, const unsigned n2) {                                                \
+        dcdm::rbgs3<T>(code, shift, x, b, h2, color, n0, n1, n2);                             \
     }                                                                                          \
     extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) restrict3_##SUFFIX(              \
         const signed char* __restrict__ code_f, const T* __restrict__ x_f,                     \
@@ -156,8 +177,18 @@ __device__ __forceinline__ void rbgs_cells3(const signed char* __restrict__ code
         const unsigned n2, const signed char* __restrict__ code_c, T* __restrict__ b_c,        \
         const dcdm::index_t N0, const unsigned N1, const unsigned N2, const int s0,            \
         const int s1, const int s2, const T weight) {                                          \
-        dcdm::restrict3<T>(code_f, x_f, b_f, scale_f, n0, n1, n2, code_c, b_c, N0, N1, N2,     \
-                           s0, s1, s2, weight);                                                \
+        dcdm::restrict3<T>(code_f, nullptr, x_f, b_f, scale_f, n0, n1, n2, code_c, b_c, N0,   \
+                           N1, N2, s0, s1, s2, weight);                                        \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) restrict3_shift_##SUFFIX(        \
+        const signed char* __restrict__ code_f, const T* __restrict__ shift,                   \
+        const T* __restrict__ x_f, const T* __restrict__ b_f, const T scale_f,                 \
+        const dcdm::index_t n0, const unsigned n1, const unsigned n2,                          \
+        const signed char* __restrict__ code_c, T* __restrict__ b_c, const dcdm::index_t N0,   \
+        const unsigned N1, const unsigned N2, const int s0, const int s1, const int s2,        \
+        const T weight) {                                                                      \
+        dcdm::restrict3<T>(code_f, shift, x_f, b_f, scale_f, n0, n1, n2, code_c, b_c, N0, N1, \
+                           N2, s0, s1, s2, weight);                                            \
     }                                                                                          \
     extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) prolong3_##SUFFIX(               \
         const T* __restrict__ x_c, const signed char* __restrict__ code_f,                    \
@@ -170,7 +201,14 @@ __device__ __forceinline__ void rbgs_cells3(const signed char* __restrict__ code
         const dcdm::index_t* __restrict__ ii, const dcdm::index_t* __restrict__ jj,            \
         const dcdm::index_t* __restrict__ kk, const dcdm::index_t m, const dcdm::index_t n0,   \
         const unsigned n1, const unsigned n2) {                                                \
-        dcdm::rbgs_cells3<T>(code, x, b, h2, ii, jj, kk, m, n0, n1, n2);                      \
+        dcdm::rbgs_cells3<T>(code, nullptr, x, b, h2, ii, jj, kk, m, n0, n1, n2);             \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) rbgs_cells3_shift_##SUFFIX(      \
+        const signed char* __restrict__ code, const T* __restrict__ shift, T* x,              \
+        const T* __restrict__ b, const T h2, const dcdm::index_t* __restrict__ ii,            \
+        const dcdm::index_t* __restrict__ jj, const dcdm::index_t* __restrict__ kk,           \
+        const dcdm::index_t m, const dcdm::index_t n0, const unsigned n1, const unsigned n2) { \
+        dcdm::rbgs_cells3<T>(code, shift, x, b, h2, ii, jj, kk, m, n0, n1, n2);               \
     }
 
 DCDM_MG(f32, float)

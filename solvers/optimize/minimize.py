@@ -21,7 +21,7 @@ METHODS: dict[str, Callable[..., OptimizeResult]] = {
     "super-newton": super_newton,
     "cubic-newton": cubic_newton,
 }
-_INNER = ("cg", "direct")
+_INNER = ("cg", "fcg", "direct")
 
 
 def minimize(fun: Callable[[np.ndarray], float], x0: Any, *, jac: Callable,
@@ -39,15 +39,21 @@ def minimize(fun: Callable[[np.ndarray], float], x0: Any, *, jac: Callable,
     x0 : array_like, 1-D
     hess : callable, matrix or LinearOperator, optional
         ``hess(x)`` returning the Hessian or an approximation of it (PSD for GNS's
-        guarantees) as a dense/sparse matrix or a LinearOperator; or a constant one.
+        guarantees) as a dense/sparse matrix, a LinearOperator or an operator (``shape``,
+        ``matvec``); or a constant one. A grid operator restricted to its FLUID unknowns
+        (:class:`dcdm.solvers.RestrictedOperator` of a
+        :class:`~dcdm.problems.ShiftedGridLaplacian`, e.g.
+        :attr:`~dcdm.problems.optimization.PoissonObjective.operator`) keeps its structure in
+        ``H + lam B``, so ``M="mg"`` is built on the very operator each step solves.
     hessp : callable, optional
         ``hessp(x, v) -> H(x) v``: matrix-free (used when ``hess`` is None).
     method : {"gns", "gradient", "super-newton", "cubic-newton"}
     M : None, str, Preconditioner or callable
-        Preconditioner of the inner solves (``inner="cg"``); a name is built once per outer
-        iteration on its first trial system ``H + lam B`` (needs an assembled matrix for
-        ``"ic0"``/``"mic0"``/``"amg"``).
-    B : matrix or LinearOperator, optional
+        Preconditioner of the inner solves; a name is built once per outer iteration on
+        its first trial system ``H + lam B`` (``"ic0"``/``"mic0"``/``"amg"`` need an
+        assembled matrix, ``"mg"``/``"rbgs"``/``"neural"`` a grid operator) and reused by
+        the later trials of that iteration.
+    B : matrix, LinearOperator or grid operator, optional
         The SPD metric (default the identity); ``||g||_* = sqrt(g . B^-1 g)``.
     gtol : float
         Stop when ``||g||_* <= gtol``.
@@ -55,9 +61,10 @@ def minimize(fun: Callable[[np.ndarray], float], x0: Any, *, jac: Callable,
         Also stop when ``f <= f_target`` (e.g. ``f* + eps``).
     maxiter : int
         Outer iterations.
-    inner : {"cg", "direct"}
+    inner : {"cg", "fcg", "direct"}
         Inner solves by :func:`dcdm.cg` (inexact: ``inner_rtol``, default the forcing
-        ``min(0.5, sqrt(||g_k||_* / ||g_0||_*))``, 0.01 for the cap with a ``B``) or by
+        ``min(0.5, sqrt(||g_k||_* / ||g_0||_*))``, 0.01 for the cap with a ``B``), by
+        flexible CG (:func:`dcdm.fcg`, for a non-linear ``M`` such as ``"neural"``) or by
         a factorisation.
     callback : callable, optional
         ``callback(xk)`` after every accepted step.

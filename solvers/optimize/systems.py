@@ -16,7 +16,9 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ..cg import cg
+from ..fcg import fcg
 from ..precond.base import Preconditioner
+from ..precond.function import FunctionPreconditioner
 from ..precond.registry import make_preconditioner
 from ..result import Reason
 
@@ -27,22 +29,36 @@ def _is_matrix(A: Any) -> bool:
     return isinstance(A, np.ndarray) or sp.issparse(A)
 
 
+def _is_structured(A: Any) -> bool:
+    """An operator whose ``A + lam I`` (``shifted_by``) and ``A + lam B`` keep its structure,
+    so that a preconditioner that needs it (``M="mg"`` on a grid operator restricted to its
+    FLUID unknowns, :class:`dcdm.solvers.RestrictedOperator`) can be built on the system."""
+    return hasattr(A, "shifted_by") and hasattr(A, "matvec") and hasattr(A, "shape")
+
+
+def _apply(A: Any, v: np.ndarray) -> np.ndarray:
+    return np.asarray(A.matvec(v) if hasattr(A, "matvec") else A @ v)
+
+
 class Metric:
     """The metric ``B`` (``None``: the identity): ``B v`` and the dual norm of a gradient.
 
     A dense or sparse ``B`` is factorised once (Cholesky / sparse LU) after a check that it
-    is symmetric positive definite; a ``LinearOperator`` is inverted by CG to 1e-12.
+    is symmetric positive definite; a ``LinearOperator`` (or an operator with ``shape`` and
+    ``matvec``) is inverted by CG to 1e-12, preconditioned by multigrid when it is a grid
+    operator (restricted to its FLUID unknowns).
     """
 
     def __init__(self, B: Any, n: int):
         self.B = B
         self._solve: Callable[[np.ndarray], np.ndarray] | None = None
         self._last: tuple[np.ndarray, np.ndarray] | None = None
+        self._M: Any = None
         if B is None:
             return
-        if not (_is_matrix(B) or isinstance(B, spla.LinearOperator)):
-            raise TypeError(f"B must be None, a dense or sparse matrix or a LinearOperator, "
-                            f"got {type(B).__name__}")
+        if not (_is_matrix(B) or isinstance(B, spla.LinearOperator) or _is_structured(B)):
+            raise TypeError(f"B must be None, a dense or sparse matrix, a LinearOperator or a "
+                            f"grid operator, got {type(B).__name__}")
         if B.shape != (n, n):
             raise ValueError(f"B must be {n} x {n} (one row per entry of x0), got shape "
                              f"{B.shape}")
@@ -62,7 +78,7 @@ class Metric:
             self._solve = spla.factorized(Bc)
 
     def apply(self, v: np.ndarray) -> np.ndarray:
-        return v if self.B is None else np.asarray(self.B @ v)
+        return v if self.B is None else _apply(self.B, v)
 
     def inverse(self, g: np.ndarray) -> np.ndarray:
         """``B^-1 g``; the last one is kept, for the same gradient (the dual norm and a
@@ -74,7 +90,9 @@ class Metric:
         if self._solve is not None:
             out = np.asarray(self._solve(g))
         else:
-            res = cg(self.B, g, rtol=1e-12, maxiter=10 * g.size)
+            if self._M is None and _is_structured(self.B):
+                self._M = make_preconditioner("mg", self.B)  # built once, B is fixed
+            res = cg(self.B, g, M=self._M, rtol=1e-12, maxiter=10 * g.size)
             if not res.converged:
                 raise ValueError(f"B must be symmetric positive definite: CG on B ended "
                                  f"{res.reason.name}")
@@ -105,6 +123,10 @@ def hessian_at(x: np.ndarray, hess: Any, hessp: Callable | None) -> Any:
     n = x.size
     if hess is not None:
         H = hess(x) if callable(hess) and not hasattr(hess, "matvec") else hess
+        if _is_structured(H):
+            if H.shape != (n, n):
+                raise ValueError(f"hess(x) must be {n} x {n}, got shape {H.shape}")
+            return H
         if not (_is_matrix(H) or isinstance(H, spla.LinearOperator)):
             if not (hasattr(H, "matvec") and hasattr(H, "shape")):
                 raise TypeError(f"hess(x) must return a dense or sparse matrix, a "
@@ -130,8 +152,15 @@ def hessian_at(x: np.ndarray, hess: Any, hessp: Callable | None) -> Any:
 
 
 def system(H: Any, lam: float, metric: Metric) -> Any:
-    """``H + lam B``: assembled when both are matrices, a LinearOperator otherwise."""
+    """``H + lam B``: assembled when both are matrices, of ``H``'s structure when ``H`` is
+    a structured operator (and ``B`` the identity or one of the same kind), a
+    LinearOperator otherwise."""
     B = metric.B
+    if _is_structured(H):
+        K = H.shifted_by(lam) if B is None else (H + lam * B if _is_structured(B)
+                                                 else NotImplemented)
+        if K is not NotImplemented:
+            return K
     if _is_matrix(H) and (B is None or _is_matrix(B)):
         if sp.issparse(H) or sp.issparse(B):
             eye = sp.eye_array(H.shape[0], format="csr") if B is None else sp.csr_array(B)
@@ -139,7 +168,7 @@ def system(H: Any, lam: float, metric: Metric) -> Any:
         return H + lam * (np.eye(H.shape[0]) if B is None else B)
     n = H.shape[0]
     return spla.LinearOperator((n, n), dtype=np.float64,
-                               matvec=lambda v: H @ v + lam * metric.apply(v))
+                               matvec=lambda v: _apply(H, v) + lam * metric.apply(v))
 
 
 def solve_step(K: Any, g: np.ndarray, *, inner: str, rtol: float, M: Any,
@@ -158,7 +187,8 @@ def solve_step(K: Any, g: np.ndarray, *, inner: str, rtol: float, M: Any,
         except (np.linalg.LinAlgError, RuntimeError):
             return None, 0, "not positive definite"
         return (d if np.all(np.isfinite(d)) else None), 0, "direct"
-    res = cg(K, -g, x0=x0, M=M, rtol=rtol, maxiter=maxiter)
+    krylov = fcg if inner == "fcg" else cg  # flexible CG for a non-linear M (the networks)
+    res = krylov(K, -g, x0=x0, M=M, rtol=rtol, maxiter=maxiter)
     if res.reason in (Reason.INDEFINITE_OPERATOR, Reason.NAN_OR_INF, Reason.BREAKDOWN):
         return None, res.iterations, res.reason.name
     return np.asarray(res.x), res.iterations, res.reason.name
@@ -183,8 +213,9 @@ class TrialSolver:
         K = system(self.H, lam, self.metric)
         if not self._built and self.inner != "direct":
             P = build_preconditioner(self.M, K)
-            apply = getattr(P, "apply", None)
-            self._P, self._built = (P if apply is None else (lambda r: apply(r))), True
+            if isinstance(P, Preconditioner):  # reused as given by the next trials' lam
+                P = FunctionPreconditioner(P.apply, is_linear=P.is_linear, is_spd=P.is_spd)
+            self._P, self._built = P, True
         d, its, reason = solve_step(K, self.g, inner=self.inner, rtol=self.rtol, M=self._P,
                                     x0=self.x0, maxiter=self.maxiter)
         if d is not None:

@@ -54,7 +54,11 @@ class RedBlackGS(Preconditioner):
         grid = require_grid(A, "M='rbgs'")
         self._k = kernels.mg_backend()
         flags, self._code, _ = grid3(grid)
-        self._scale = 1.0 / grid.spacing**2
+        # alpha L + diag(D) (a ShiftedGridLaplacian): the sweeps solve its rows
+        self._scale = float(getattr(A, "scale", 1.0 / grid.spacing**2))
+        shift = getattr(A, "shift", None)
+        self._shift = (None if shift is None or not np.any(shift)
+                       else np.ascontiguousarray(shift.reshape(flags.shape) / self._scale))
         self._b = np.zeros(flags.shape, dtype=A.dtype)
         self._off = np.flatnonzero(self._code.reshape(-1) < 0)
         self._device = arrays.DeviceCache()
@@ -72,23 +76,24 @@ class RedBlackGS(Preconditioner):
         b.reshape(-1)[self._off] = 0
         x = out.reshape(b.shape)
         x[...] = 0
-        self._sweeps(self._k, self._code, x, b)
+        shift = None if self._shift is None else self._shift.astype(r.dtype, copy=False)
+        self._sweeps(self._k, self._code, x, b, shift)
         return out
 
-    def _sweeps(self, k, code, x, b) -> None:
+    def _sweeps(self, k, code, x, b, shift) -> None:
         for order in ((0, 1), (1, 0)):
             for _ in range(self.sweeps):
                 for color in order:
-                    k.rbgs_sweep(code, x, b, self._scale, color)
+                    k.rbgs_sweep(code, x, b, self._scale, color, shift=shift)
 
     def _apply_device(self, r, out):
         """The sweeps in ``r``'s namespace on its device (code and work vectors moved once)."""
         xp = array_namespace(r)
-        k, code, b, x = self._device.get(r, lambda: self._device_state(r))
+        k, code, b, x, shift = self._device.get(r, lambda: self._device_state(r))
         r3 = xp.reshape(r, b.shape)
         b[...] = xp.where(code >= 0, r3, xp.zeros_like(r3))
         x[...] = 0
-        self._sweeps(k, code, x, b)
+        self._sweeps(k, code, x, b, shift)
         if out is None:
             out = xp.empty_like(r)
         out[...] = xp.reshape(x, r.shape)
@@ -98,4 +103,6 @@ class RedBlackGS(Preconditioner):
         xp = array_namespace(like)
         code = arrays.asarray_like(self._code, like)
         work = xp.zeros(self._code.shape, dtype=like.dtype, device=xp_device(like))
-        return kernels.mg_backend(like), code, work, work * 0
+        shift = (None if self._shift is None
+                 else xp.astype(arrays.asarray_like(self._shift, like), like.dtype))
+        return kernels.mg_backend(like), code, work, work * 0, shift

@@ -159,6 +159,12 @@ def make_preconditioner(M, A, **options) -> Preconditioner | None:
                 f"M={M!r} got unexpected keyword argument(s) {unknown}; it accepts "
                 f"{sorted(record.options) or 'no options'}"
             )
+        restriction = getattr(A, "base", None) is not None and hasattr(A, "scatter")
+        if record.needs_grid and restriction:  # a grid operator on a subset of its cells
+            from .restricted import RestrictedPreconditioner
+
+            inner = record.load()(**options).build(A.base)
+            return RestrictedPreconditioner(inner, A).build(A)
         return record.load()(**options).build(A)
     if options:
         raise TypeError(

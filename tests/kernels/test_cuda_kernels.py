@@ -152,30 +152,35 @@ def _mg_level(rng, shape, dtype, boundary):
 @pytest.mark.parametrize("shape", SHAPES3)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("boundary", BOUNDARIES)
-def test_mg_kernels_match_reference(cp, loader, rng, shape, dtype, boundary):
+@pytest.mark.parametrize("shifted", [False, True])
+def test_mg_kernels_match_reference(cp, loader, rng, shape, dtype, boundary, shifted):
     tol = _tol(dtype)
     code, x, b = _mg_level(rng, shape, dtype, boundary)
     cd, bd = cp.asarray(code), cp.asarray(b)
+    shift = (np.where(code >= 0, rng.exponential(2.0, code.shape), 0).astype(dtype)
+             if shifted else None)
+    kw, kw_d = dict(shift=shift), dict(shift=None if shift is None else cp.asarray(shift))
     for color in (0, 1):
         x1, xd = x.copy(), cp.asarray(x)
-        reference.rbgs_sweep(code, x1, b, 4.0, color)
-        cuda_kernels.rbgs_sweep(cd, xd, bd, 4.0, color)
+        reference.rbgs_sweep(code, x1, b, 4.0, color, **kw)
+        cuda_kernels.rbgs_sweep(cd, xd, bd, 4.0, color, **kw_d)
         np.testing.assert_allclose(cp.asnumpy(xd), x1, rtol=tol, atol=tol)
 
     cells = np.nonzero((code > 0) & (np.indices(shape).sum(axis=0) % 2 == 1))
     x1, xd = x.copy(), cp.asarray(x)
-    reference.rbgs_cells(code, x1, b, 4.0, cells)
-    cuda_kernels.rbgs_cells(cd, xd, bd, 4.0, tuple(cp.asarray(c.astype(np.int64)) for c in cells))
+    reference.rbgs_cells(code, x1, b, 4.0, cells, **kw)
+    cuda_kernels.rbgs_cells(cd, xd, bd, 4.0, tuple(cp.asarray(c.astype(np.int64)) for c in cells),
+                            **kw_d)
     np.testing.assert_allclose(cp.asnumpy(xd), x1, rtol=tol, atol=tol)
 
     factors = tuple(2 if n > 1 else 1 for n in shape)
     cshape = tuple(-(-n // f) for n, f in zip(shape, factors, strict=True))
     ccode = reference.stencil_code(np.pad(_flags(rng, cshape), 1, constant_values=boundary))
     bc = np.full(cshape, np.nan, dtype=dtype)
-    reference.residual_restrict(code, x, b, 4.0, ccode, bc, factors, 0.125)
+    reference.residual_restrict(code, x, b, 4.0, ccode, bc, factors, 0.125, **kw)
     bcd = cp.full(cshape, np.nan, dtype=dtype)
     cuda_kernels.residual_restrict(cd, cp.asarray(x), bd, 4.0, cp.asarray(ccode), bcd, factors,
-                                   0.125)
+                                   0.125, **kw_d)
     np.testing.assert_allclose(cp.asnumpy(bcd), bc, rtol=10 * tol,
                                atol=10 * tol * max(np.abs(bc).max(), 1))
 

@@ -89,27 +89,30 @@ MG_SHAPES = [(9, 7, 1), (8, 11, 6), (13, 5, 9)]
 @pytest.mark.parametrize("shape", MG_SHAPES)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("boundary", [CellType.SOLID, CellType.AIR])
-def test_mg_kernels_match_reference(rng, shape, dtype, boundary):
+@pytest.mark.parametrize("shifted", [False, True])
+def test_mg_kernels_match_reference(rng, shape, dtype, boundary, shifted):
     fine, coarse, weight = _level_pair(rng, shape, boundary)
     tol = _tol(dtype)
     sup = fine.code >= 0
     x = np.where(sup, rng.standard_normal(fine.code.shape), 0).astype(dtype)
     b = np.where(sup, rng.standard_normal(fine.code.shape), 0).astype(dtype)
     code_t = _t(fine.code)
+    shift = np.where(sup, rng.exponential(2.0, sup.shape), 0).astype(dtype) if shifted else None
+    kw, kw_t = dict(shift=shift), dict(shift=None if shift is None else _t(shift))
 
     for color in (0, 1):
         xr = x.copy()
-        reference.rbgs_sweep(fine.code, xr, b, fine.scale, color)
+        reference.rbgs_sweep(fine.code, xr, b, fine.scale, color, **kw)
         xt = _t(x)
-        kx.rbgs_sweep(code_t, xt, _t(b), fine.scale, color)
+        kx.rbgs_sweep(code_t, xt, _t(b), fine.scale, color, **kw_t)
         np.testing.assert_allclose(xt.numpy(), xr, rtol=tol, atol=tol * np.abs(xr).max())
 
     bc_ref = np.full(coarse.code.shape, np.nan, dtype=dtype)
     reference.residual_restrict(fine.code, x, b, fine.scale, coarse.code, bc_ref, fine.factors,
-                                weight)
+                                weight, **kw)
     bc = torch.full(coarse.code.shape, float("nan"), dtype=_t(x).dtype)
     kx.residual_restrict(code_t, _t(x), _t(b), fine.scale, _t(coarse.code), bc, fine.factors,
-                         weight, work=torch.empty_like(_t(x)))
+                         weight, work=torch.empty_like(_t(x)), **kw_t)
     np.testing.assert_allclose(bc.numpy(), bc_ref, rtol=tol, atol=tol * np.abs(bc_ref).max())
 
     xc = rng.standard_normal(coarse.code.shape).astype(dtype)
@@ -122,9 +125,10 @@ def test_mg_kernels_match_reference(rng, shape, dtype, boundary):
     for color in (0, 1):
         cells = fine.band[color]
         xr = x.copy()
-        reference.rbgs_cells(fine.code, xr, b, fine.scale, cells)
+        reference.rbgs_cells(fine.code, xr, b, fine.scale, cells, **kw)
         xt = _t(x)
-        kx.rbgs_cells(code_t, xt, _t(b), fine.scale, tuple(_t(c.astype(np.int64)) for c in cells))
+        kx.rbgs_cells(code_t, xt, _t(b), fine.scale, tuple(_t(c.astype(np.int64)) for c in cells),
+                      **kw_t)
         np.testing.assert_allclose(xt.numpy(), xr, rtol=tol, atol=tol * np.abs(xr).max())
 
 

@@ -3,9 +3,11 @@ MG-PCG iteration counts (flat in the grid size) next to the other preconditioner
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from dcdm import Reason, solve
 from dcdm.kernels import reference as ref
+from dcdm.kernels import stencil
 from dcdm.problems import CellType, gallery, rhs, scenes
 from dcdm.solvers.precond.mg import GeometricMG, coarsen_flags
 
@@ -25,21 +27,31 @@ def _level(rng, shape, dtype):
     return flags, code, x, b
 
 
+def _shift(rng, code, shifted, dtype):
+    """A diagonal shift (>= 0, zero off FLUID cells; some FLUID cells with 0) or None."""
+    if not shifted:
+        return None
+    d = rng.exponential(2.0, code.shape) * (rng.random(code.shape) < 0.7)
+    return np.where(code >= 0, d, 0).astype(dtype)
+
+
 @pytest.mark.parametrize("shape", SHAPES3)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_mg_kernels_match_reference(rng, shape, dtype):
+@pytest.mark.parametrize("shifted", [False, True])
+def test_mg_kernels_match_reference(rng, shape, dtype, shifted):
     tol = 2e-5 if dtype == np.float32 else 1e-12
     flags, code, x, b = _level(rng, shape, dtype)
+    shift = _shift(rng, code, shifted, dtype)
     for color in (0, 1):
         x1, x2 = x.copy(), x.copy()
-        ref.rbgs_sweep(code, x1, b, 4.0, color)
-        cpu_mg.rbgs_sweep(code, x2, b, 4.0, color)
+        ref.rbgs_sweep(code, x1, b, 4.0, color, shift=shift)
+        cpu_mg.rbgs_sweep(code, x2, b, 4.0, color, shift=shift)
         np.testing.assert_allclose(x2, x1, rtol=tol, atol=tol)
-    cells = tuple(np.ascontiguousarray(c) for c in np.nonzero((code > 0) & (
+    cells = tuple(np.ascontiguousarray(c) for c in np.nonzero((code >= 0) & (
         np.indices(shape).sum(axis=0) % 2 == 1)))
     x1, x2 = x.copy(), x.copy()
-    ref.rbgs_cells(code, x1, b, 4.0, cells)
-    cpu_mg.rbgs_cells(code, x2, b, 4.0, cells)
+    ref.rbgs_cells(code, x1, b, 4.0, cells, shift=shift)
+    cpu_mg.rbgs_cells(code, x2, b, 4.0, cells, shift=shift)
     np.testing.assert_allclose(x2, x1, rtol=tol, atol=tol)
 
     factors = tuple(2 if n > 1 else 1 for n in shape)
@@ -47,8 +59,8 @@ def test_mg_kernels_match_reference(rng, shape, dtype):
     ccode = ref.stencil_code(np.pad(cflags, 1, constant_values=CellType.SOLID))
     bc1 = np.full(cflags.shape, np.nan, dtype=dtype)
     bc2 = bc1.copy()
-    ref.residual_restrict(code, x, b, 4.0, ccode, bc1, factors, 0.125)
-    cpu_mg.residual_restrict(code, x, b, 4.0, ccode, bc2, factors, 0.125)
+    ref.residual_restrict(code, x, b, 4.0, ccode, bc1, factors, 0.125, shift=shift)
+    cpu_mg.residual_restrict(code, x, b, 4.0, ccode, bc2, factors, 0.125, shift=shift)
     np.testing.assert_allclose(bc2, bc1, rtol=10 * tol, atol=10 * tol * np.abs(bc1).max())
     np.testing.assert_array_equal(bc1[ccode < 0], 0)
 
@@ -58,6 +70,34 @@ def test_mg_kernels_match_reference(rng, shape, dtype):
     cpu_mg.prolong_add(xc, code, x2, factors)
     np.testing.assert_allclose(x2, x1, rtol=tol, atol=tol)
     np.testing.assert_array_equal(x2[code < 0], 0)
+
+
+@pytest.mark.parametrize("shape", [(6, 5, 7), (9, 4, 1)])
+def test_shifted_reference_kernels_against_the_assembled_operator(rng, shape):
+    """The oracle's shift: the operator is ``L + diag(scale * shift)``. A half-sweep makes
+    the rows of the swept colour exact; the restricted residual is ``b - K x`` summed."""
+    flags, code, x, b = _level(rng, shape, np.float64)
+    shift = _shift(rng, code, True, np.float64)
+    fp = np.pad(flags, 1, constant_values=CellType.SOLID)
+    K = stencil.assemble_csr(fp, 4.0, np.float64) + sp.diags_array(4.0 * shift.ravel())
+    fluid = (code >= 0).ravel()
+    colour = (np.indices(shape).sum(axis=0) % 2 == 1).ravel()
+    x1 = x.copy()
+    ref.rbgs_sweep(code, x1, b, 4.0, 1, shift=shift)
+    r = (b.ravel() - K @ x1.ravel())
+    rows = fluid & colour & ((code.ravel() > 0) | (shift.ravel() > 0))
+    assert rows.any()
+    np.testing.assert_allclose(r[rows], 0, atol=1e-12 * np.abs(b).max())
+    factors = tuple(2 if n > 1 else 1 for n in shape)
+    cflags = coarsen_flags(flags, factors)
+    ccode = ref.stencil_code(np.pad(cflags, 1, constant_values=CellType.SOLID))
+    bc = np.empty(cflags.shape)
+    ref.residual_restrict(code, x, b, 4.0, ccode, bc, factors, 0.125, shift=shift)
+    full = np.where(fluid, b.ravel() - K @ x.ravel(), 0).reshape(shape)
+    expect = np.zeros(cflags.shape)
+    for idx in np.ndindex(shape):
+        expect[tuple(i // f for i, f in zip(idx, factors, strict=True))] += full[idx]
+    np.testing.assert_allclose(bc, np.where(ccode >= 0, 0.125 * expect, 0), atol=1e-12)
 
 
 def test_coarsen_flags_rule_and_odd_sizes():

@@ -259,3 +259,38 @@ def test_a_hessian_of_the_wrong_kind_is_named(nle):
         optimize.minimize(nle.fun, np.ones(nle.n), jac=nle.jac, hess=lambda x: "H")
     with pytest.raises(ValueError, match=r"hess\(x\) must be 200 x 200, got shape \(3, 3\)"):
         optimize.minimize(nle.fun, np.ones(nle.n), jac=nle.jac, hess=np.eye(3))
+
+
+@pytest.mark.parametrize("b_scale", [0.1, 10.0])
+@pytest.mark.parametrize("metric", ["I", "A"])
+def test_multigrid_inner_solves_follow_the_newton_operator(b_scale, metric):
+    # H = A + diag(3u^2) as a restricted grid operator: H + lam I (or + lam A) keeps the
+    # structure, so M="mg" is built on the very operator each trial solves
+    from dcdm.problems import optimization
+    from dcdm.solvers import make_preconditioner
+
+    P = optimization.semilinear_poisson((24, 24, 24), b_scale=b_scale, seed=0, obstacles=4)
+    B = P.laplacian if metric == "A" else None
+    res = optimize.minimize(P.fun, P.x0, jac=P.jac, hess=P.operator, M="mg", B=B, gtol=1e-8,
+                            maxiter=60)
+    assert res.success, res.message
+    assert res.nit <= 20 and np.linalg.norm(P.jac(res.x)) < 1e-8 * (1e3 if metric == "A" else 1)
+    # 1-3 V-cycle-preconditioned iterations per trial, whatever the shift's size
+    assert res.n_inner <= 3 * res.n_trials
+    if metric == "I" and b_scale == 10.0:
+        # the same multigrid built on A alone (the Poisson part) no longer fits A + D + lam I
+        stale = make_preconditioner("mg", P.laplacian)
+        res_stale = optimize.minimize(P.fun, P.x0, jac=P.jac, hess=P.operator,
+                                      M=lambda r: stale.apply(r), gtol=1e-8, maxiter=60)
+        assert res_stale.success and res_stale.n_inner > 5 * res.n_inner
+
+
+def test_flexible_inner_solves_take_a_non_linear_preconditioner():
+    from dcdm.problems import optimization
+
+    P = optimization.semilinear_poisson((32, 32), b_scale=1.0, seed=0, obstacles=2)
+    res = optimize.minimize(P.fun, P.x0, jac=P.jac, hess=P.operator, M="rbgs", inner="fcg",
+                            gtol=1e-8, maxiter=60)
+    assert res.success and res.nit <= 20
+    with pytest.raises(ValueError, match="is not a linear SPD preconditioner"):
+        optimize.minimize(P.fun, P.x0, jac=P.jac, hess=P.operator, M="neural", inner="cg")
