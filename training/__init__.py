@@ -16,6 +16,9 @@ train, config, validate
 weights, inference
     safetensors + JSON weights and training checkpoints, :func:`load_network`, and the fast CPU
     :class:`Network` wrapper the solvers call.
+differentiable
+    :func:`sparse_solve`: ``x = A^{-1} b`` for a torch sparse SPD ``A`` under autograd
+    (gradients for ``b`` and ``A``'s values by one adjoint CG solve).
 
 Importing this package does not import torch; the names below load their
 module (and torch) on first use. The functions ``train`` and ``validate`` share
@@ -38,6 +41,7 @@ __all__ = [
     "load_model",
     "load_network",
     "save_weights",
+    "sparse_solve",
 ]
 
 _LAZY = {
@@ -49,6 +53,7 @@ _LAZY = {
     "load_model": "weights",
     "load_network": "weights",
     "save_weights": "weights",
+    "sparse_solve": "differentiable",
 }
 
 
