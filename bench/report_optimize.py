@@ -29,9 +29,14 @@ def optimize_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], l
     lines = ["## Optimization: GNS with inner solves by dcdm", "",
              "`bench/test_optimize.py`: the semilinear Poisson energy `1/2 u'Au + sum u^4/4 - b'u` "
              "on the 3-D smoke tank to `||g|| <= 1e-8`; GNS's inner CG with no preconditioner, "
-             "MIC0 or AMG (built once per outer iteration on `H + lam I`), beside scipy's "
-             "Newton-CG and trust-krylov with the same `hessp` (inner = Hessian products). "
-             "One round each; wall time includes assembling the Hessians.", ""]
+             "MIC0 or AMG (built once per outer iteration on the assembled `H + lam I`), the "
+             "geometric MG built once per outer iteration on the matrix-free "
+             "`A + diag(3u^2) + lam I` (`gns+mg`: it follows the operator) or once on `A` alone "
+             "(`gns+mg-on-A`), the shipped network in flexible CG (`gns+neural`, trained on "
+             "`A`), beside scipy's Newton-CG and trust-krylov with the same `hessp` (inner = "
+             "Hessian products). One round each; wall time includes assembling the Hessians "
+             "and every preconditioner set-up.", ""]
+    lines += _winners(groups)
     panels = {}
     for (n, scale), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
         rows.sort(key=lambda r: r.get("method") or "")
@@ -53,3 +58,24 @@ def optimize_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], l
         figures.append(path)
         lines += [f"![f - f* and gamma per iteration]({rel}/{path.name})", ""]
     return lines, figures
+
+
+def _winners(groups: dict[tuple, list[dict]]) -> list[str]:
+    """Which inner solve wins where: per problem, the fastest run that met the tolerance and
+    the time of each GNS inner preconditioner relative to it."""
+    methods = sorted({r.get("method") for rows in groups.values() for r in rows
+                      if str(r.get("method", "")).startswith("gns")})
+    table = []
+    for (n, scale), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        ok = {r.get("method"): r.get("median") for r in rows
+              if r.get("success") and r.get("median")}
+        if not ok:
+            continue
+        best = min(ok, key=ok.get)
+        table.append([f"{n}^3, b ~ {scale:g}", f"`{best}`"]
+                     + [f"{ok[m] / ok[best]:.2f}x" if m in ok else "-" for m in methods])
+    if not table:
+        return []
+    header = ["problem", "fastest", *(f"`{m}`" for m in methods)]
+    return ["Time relative to the fastest run that met the tolerance (`-`: not run, or it "
+            "stopped early):", "", *markdown_table(header, table), ""]
