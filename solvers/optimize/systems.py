@@ -58,7 +58,8 @@ class Metric:
             return
         if not (_is_matrix(B) or isinstance(B, spla.LinearOperator) or _is_structured(B)):
             raise TypeError(f"B must be None, a dense or sparse matrix, a LinearOperator or a "
-                            f"grid operator, got {type(B).__name__}")
+                            f"grid operator on its unknowns (dcdm.solvers.restrict), got "
+                            f"{type(B).__name__}")
         if B.shape != (n, n):
             raise ValueError(f"B must be {n} x {n} (one row per entry of x0), got shape "
                              f"{B.shape}")

@@ -294,3 +294,12 @@ def test_flexible_inner_solves_take_a_non_linear_preconditioner():
     assert res.success and res.nit <= 20
     with pytest.raises(ValueError, match="is not a linear SPD preconditioner"):
         optimize.minimize(P.fun, P.x0, jac=P.jac, hess=P.operator, M="neural", inner="cg")
+
+
+def test_a_full_layout_grid_metric_is_refused_by_name():
+    from dcdm.problems import optimization
+
+    P = optimization.semilinear_poisson((8, 8))
+    with pytest.raises(TypeError, match=r"B must be .* a grid operator on its unknowns \("
+                                        r"dcdm.solvers.restrict\), got GridLaplacian"):
+        optimize.minimize(P.fun, P.x0, jac=P.jac, hess=P.hess, B=P.grid.laplacian())
