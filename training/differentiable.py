@@ -172,7 +172,7 @@ def sparse_solve(
     Examples
     --------
     >>> import torch
-    >>> from dcdm.training.sparse_solve import sparse_solve
+    >>> from dcdm.training import sparse_solve
     >>> dense = torch.tensor([[4.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
     >>> A = dense.to_sparse().requires_grad_()
     >>> b = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
