@@ -31,7 +31,7 @@ from . import plots
 from .report_gpu import gpu_section
 from .report_optimize import optimize_section
 from .report_spectrum import spectrum_section
-from .results import Results, fit_exponent, label_of, load, on_gpu, problem_title
+from .results import Results, fit_exponent, group_by, label_of, load, on_gpu, problem_title
 from .tables import (
     code_list,
     format_exponent,
@@ -101,11 +101,10 @@ def _header(res: Results, wall_time: float | None) -> list[str]:
 # -- solvers ---------------------------------------------------------------------------------
 
 def _solver_groups(res: Results) -> dict[tuple[str, int], list[dict]]:
-    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
-    for r in res.select(kind="solver", case="to-tolerance"):
-        if r.get("problem") and r.get("dim") and r.get("median") is not None and not on_gpu(r):
-            groups[(r["problem"], int(r["dim"]))].append(r)
-    return dict(sorted(groups.items(), key=lambda kv: (-kv[0][1], kv[0][0])))
+    recs = [r for r in res.select(kind="solver", case="to-tolerance")
+            if r.get("problem") and r.get("dim") and r.get("median") is not None
+            and not on_gpu(r)]
+    return group_by(recs, lambda r: (r["problem"], int(r["dim"])), order=lambda k: (-k[1], k[0]))
 
 
 def _summary_section(res: Results) -> list[str]:

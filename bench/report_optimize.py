@@ -9,11 +9,10 @@ the lowest final value of all runs). Imports run one way: ``tables``, ``plots`` 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 from . import plots
-from .results import Results
+from .results import Results, group_by
 from .tables import format_number, format_time, markdown_table
 
 __all__ = ["optimize_section"]
@@ -23,9 +22,7 @@ def optimize_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], l
     recs = [r for r in res.select(kind="optimize") if r.get("iterations") is not None]
     if not recs:
         return [], []
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in recs:
-        groups[(r.get("n"), r.get("b_scale"))].append(r)
+    groups = group_by(recs, lambda r: (r.get("n"), r.get("b_scale")))
     lines = ["## Optimization: GNS with inner solves by dcdm", "",
              "`bench/test_optimize.py`: the semilinear Poisson energy `1/2 u'Au + sum u^4/4 - b'u` "
              "on the 3-D smoke tank to `||g|| <= 1e-8`; GNS's inner CG with no preconditioner, "
@@ -38,7 +35,7 @@ def optimize_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], l
              "and every preconditioner set-up.", ""]
     lines += _winners(groups)
     panels = {}
-    for (n, scale), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+    for (n, scale), rows in groups.items():
         rows.sort(key=lambda r: r.get("method") or "")
         table = [[f"`{r.get('method')}`", format_number(r.get("iterations")),
                   format_number(r.get("inner_iterations")), f"{r.get('grad_norm', 0):.1e}",
@@ -66,7 +63,7 @@ def _winners(groups: dict[tuple, list[dict]]) -> list[str]:
     methods = sorted({r.get("method") for rows in groups.values() for r in rows
                       if str(r.get("method", "")).startswith("gns")})
     table = []
-    for (n, scale), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+    for (n, scale), rows in groups.items():
         ok = {r.get("method"): r.get("median") for r in rows
               if r.get("success") and r.get("median")}
         if not ok:

@@ -9,11 +9,10 @@ tank. Imports run one way: ``tables``, ``plots`` <- ``report_spectrum`` <- ``rep
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
 
 from . import plots
-from .results import Results, on_gpu
+from .results import Results, group_by, on_gpu
 from .tables import format_number, format_time, markdown_table
 
 __all__ = ["spectrum_section"]
@@ -34,9 +33,7 @@ def spectrum_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], l
                or r.get("hvp_saved_bytes") is not None]
     if not recs and not overhead and not hessian:
         return [], []
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in recs:
-        groups[(r.get("dim"), r.get("n"))].append(r)
+    groups = group_by(recs, lambda r: (r.get("dim"), r.get("n")), order=lambda k: (-k[0], k[1]))
     lines = ["## Spectra of the preconditioned operators", "",
              "`dcdm.spectrum.survey` on the smoke tanks (`bench/test_spectrum.py`): extremes "
              "and kappa of M^-1 A by Lanczos; `kappa (cg)` read off the CG solve's own "
@@ -46,7 +43,7 @@ def spectrum_section(res: Results, figdir: Path, rel: str) -> tuple[list[str], l
              "not converged (kappa a lower bound). The time is the "
              "spectrum's (extremes, SLQ, both predictions), not the solve's.", ""]
     panels = {}
-    for (dim, n), rows in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1])):
+    for (dim, n), rows in groups.items():
         rows.sort(key=_rank)
         table = []
         for r in rows:

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Results", "fit_exponent", "label_of", "load", "on_gpu", "problem_title"]
+__all__ = ["Results", "fit_exponent", "group_by", "label_of", "load", "on_gpu",
+           "problem_title"]
 
 STAT_FIELDS = ("median", "mean", "min", "max", "stddev", "rounds", "iqr")
 PROBLEM_TITLES = {
@@ -90,6 +92,16 @@ def load(paths: Sequence[str | Path]) -> Results:
                 replaced.append(row["key"])
             merged[row["key"]] = row
     return Results(list(merged.values()), meta, [str(p) for p in paths], replaced)
+
+
+def group_by(records: Iterable[dict], key: Callable[[dict], tuple],
+             order: Callable[[tuple], object] | None = None) -> dict[tuple, list[dict]]:
+    """``records`` grouped by ``key(r)`` (first-seen order within a group), the groups
+    sorted by ``order(group key)`` (default: the group key itself)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in records:
+        groups[key(r)].append(r)
+    return dict(sorted(groups.items(), key=lambda kv: kv[0] if order is None else order(kv[0])))
 
 
 def label_of(r: dict) -> str:
