@@ -11,7 +11,8 @@ and :func:`torch_least_squares` (autograd HVPs, Gauss-Newton products).
 
 from .autograd import TorchObjective, torch_least_squares, torch_objective
 from .baselines import cubic_newton, gradient_method, super_newton
-from .gns import forcing, gns
+from .driver import forcing
+from .gns import gns
 from .minimize import METHODS, minimize
 from .result import IterationRecord, OptimizeResult, TrialRecord
 

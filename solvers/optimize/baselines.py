@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 
 from .driver import Start, outer_loop, rejected
-from .gns import forcing
 from .result import IterationRecord, OptimizeResult, TrialRecord
-from .systems import TrialSolver, hessian_at, solve_step, system
+from .systems import hessian_at, solve_step, system
 
 __all__ = ["cubic_newton", "gradient_method", "super_newton"]
 
@@ -63,15 +62,12 @@ def super_newton(fun: Callable, x0: Any, jac: Callable, *, hess: Any = None,
     """Super-Universal Newton: ``lam = H_k ||g||_*^alpha``, ``H_k`` adapted by 4x steps."""
     st = Start(fun, x0, jac, B)
     metric = st.metric
-    gnorm0 = metric.dual_norm(st.g)
     Hk = float(H0)
 
     def step(x, f, g, gnorm):
         nonlocal Hk
-        solve = TrialSolver(hessian_at(x, hess, hessp), g, metric, M=M, inner=inner,
-                            rtol=forcing(gnorm, gnorm0, 0.5 if B is None else 0.01)
-                            if inner_rtol is None else inner_rtol,
-                            maxiter=inner_maxiter)
+        solve = st.trial_solver(x, g, gnorm, hess=hess, hessp=hessp, M=M, inner=inner,
+                                inner_rtol=inner_rtol, inner_maxiter=inner_maxiter)
         trials, accepted, H_start = [], None, Hk
         for _t in range(max_trials):
             lam = Hk * gnorm ** alpha

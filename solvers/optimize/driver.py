@@ -18,16 +18,26 @@ from typing import Any
 import numpy as np
 
 from .result import IterationRecord, OptimizeResult, TrialRecord
-from .systems import Metric
+from .systems import Metric, TrialSolver, hessian_at
 
-__all__ = ["Start", "outer_loop", "rejected"]
+__all__ = ["Start", "forcing", "outer_loop", "rejected"]
 
 Step = Callable[[np.ndarray, float, np.ndarray, float],
                 tuple[IterationRecord, tuple | None]]
 
 
+def forcing(gnorm: float, gnorm0: float, cap: float = 0.5) -> float:
+    """The relative tolerance of an inexact inner solve: ``min(cap, sqrt(||g_k|| / ||g_0||))``
+    (scale-free; it tends to 0 with the gradient, which keeps Newton's local superlinear
+    rate). The cap is 0.5 with ``B = I`` and 0.01 with another metric: CG stops on the
+    2-norm of the residual, which bounds its ``B^-1``-norm only loosely (with ``B = A`` and
+    a cap of 0.5, the semilinear Poisson run stalled: one-iteration steps, gamma -> 0)."""
+    return min(cap, math.sqrt(gnorm / gnorm0)) if gnorm0 > 0 else cap
+
+
 class Start:
-    """Validated ``x0``, ``f(x0)``, ``grad f(x0)``, the metric, and evaluation counts."""
+    """Validated ``x0``, ``f(x0)``, ``grad f(x0)``, the metric, ``||g_0||_*`` and evaluation
+    counts."""
 
     def __init__(self, fun: Callable, x0: Any, jac: Callable, B: Any):
         if not callable(fun):
@@ -47,6 +57,17 @@ class Start:
             raise ValueError("fun(x0) and jac(x0) must be finite (got a NaN or Inf at x0)")
         self.f, self.g = f, g
         self.metric = Metric(B, x.size)
+        self.gnorm0 = self.metric.dual_norm(g)
+
+    def trial_solver(self, x: np.ndarray, g: np.ndarray, gnorm: float, *, hess: Any,
+                     hessp: Callable | None, M: Any, inner: str, inner_rtol: float | None,
+                     inner_maxiter: int | None) -> TrialSolver:
+        """One outer iteration's trial systems ``(H(x) + lam B) d = -g``, solved to
+        ``inner_rtol`` or, by default, to the :func:`forcing` tolerance."""
+        rtol = (forcing(gnorm, self.gnorm0, 0.5 if self.metric.B is None else 0.01)
+                if inner_rtol is None else inner_rtol)
+        return TrialSolver(hessian_at(x, hess, hessp), g, self.metric, M=M, inner=inner,
+                           rtol=rtol, maxiter=inner_maxiter)
 
     def evaluate(self, x: np.ndarray) -> tuple[float | None, np.ndarray | None]:
         self.nfev += 1
@@ -74,8 +95,7 @@ def rejected(value: float, its: int, reason: str, d: Any, f_new: float | None,
 def outer_loop(st: Start, step: Step, *, method: str, maxiter: int, gtol: float,
                f_target: float | None, callback: Callable | None) -> OptimizeResult:
     """Run ``step`` until a stopping test holds, ``maxiter`` iterations, or a step fails."""
-    x, f, g = st.x, st.f, st.g
-    gnorm = st.metric.dual_norm(g)
+    x, f, g, gnorm = st.x, st.f, st.g, st.gnorm0
     history: list[IterationRecord] = []
     status, message = 1, f"reached maxiter={maxiter}"
     for k in range(maxiter + 1):

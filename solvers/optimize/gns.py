@@ -32,7 +32,6 @@ and reused for the other trials.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -40,18 +39,8 @@ import numpy as np
 
 from .driver import Start, outer_loop, rejected
 from .result import IterationRecord, OptimizeResult, TrialRecord
-from .systems import TrialSolver, hessian_at
 
 __all__ = ["gns"]
-
-
-def forcing(gnorm: float, gnorm0: float, cap: float = 0.5) -> float:
-    """The relative tolerance of an inexact inner solve: ``min(cap, sqrt(||g_k|| / ||g_0||))``
-    (scale-free; it tends to 0 with the gradient, which keeps Newton's local superlinear
-    rate). The cap is 0.5 with ``B = I`` and 0.01 with another metric: CG stops on the
-    2-norm of the residual, which bounds its ``B^-1``-norm only loosely (with ``B = A`` and
-    a cap of 0.5, the semilinear Poisson run stalled: one-iteration steps, gamma -> 0)."""
-    return min(cap, math.sqrt(gnorm / gnorm0)) if gnorm0 > 0 else cap
 
 
 def gns(fun: Callable, x0: np.ndarray, jac: Callable, *, hess: Any = None,
@@ -63,15 +52,12 @@ def gns(fun: Callable, x0: np.ndarray, jac: Callable, *, hess: Any = None,
     """Minimise ``fun`` by GNS; see :func:`dcdm.optimize.minimize` for the arguments."""
     st = Start(fun, x0, jac, B)
     metric = st.metric
-    gnorm0 = metric.dual_norm(st.g)
     gamma = float(gamma0)
 
     def step(x, f, g, gnorm):
         nonlocal gamma
-        solve = TrialSolver(hessian_at(x, hess, hessp), g, metric, M=M, inner=inner,
-                            rtol=forcing(gnorm, gnorm0, 0.5 if B is None else 0.01)
-                            if inner_rtol is None else inner_rtol,
-                            maxiter=inner_maxiter)
+        solve = st.trial_solver(x, g, gnorm, hess=hess, hessp=hessp, M=M, inner=inner,
+                                inner_rtol=inner_rtol, inner_maxiter=inner_maxiter)
         trials, accepted, gamma_start = [], None, gamma
         for _trial in range(max_trials):
             lam = gnorm / gamma
