@@ -46,7 +46,9 @@ def _neighbours(x, i, j, k, interior):
 
 
 @kernel
-def _rbgs(code, x, b, h2, color):
+def _rbgs(code, shift, x, b, h2, color):
+    # ``shift is None`` is decided at compile time (Numba prunes the branch for a None
+    # argument), so the plain sweep keeps its integer divisor and no extra load
     n0, n1, n2 = x.shape
     for i in nb.prange(n0):
         for j in range(n1):
@@ -54,37 +56,23 @@ def _rbgs(code, x, b, h2, color):
             interior = 0 < i < n0 - 1 and 0 < j < n1 - 1
             for k in range(k0, n2, 2):
                 c = code[i, j, k]
-                if c <= 0:
-                    continue
-                s = _neighbours(x, i, j, k, interior and 0 < k < n2 - 1)
-                x[i, j, k] = (b[i, j, k] * h2 + s) / c
-
-
-@kernel
-def _rbgs_shift(code, shift, x, b, h2, color):
-    n0, n1, n2 = x.shape
-    for i in nb.prange(n0):
-        for j in range(n1):
-            k0 = (i + j + color) & 1
-            interior = 0 < i < n0 - 1 and 0 < j < n1 - 1
-            for k in range(k0, n2, 2):
-                c = code[i, j, k]
-                if c < 0:
-                    continue
-                d = c + shift[i, j, k]
-                if d <= 0:
-                    continue
+                if shift is None:
+                    if c <= 0:
+                        continue
+                    d = c
+                else:
+                    if c < 0:
+                        continue
+                    d = c + shift[i, j, k]
+                    if d <= 0:
+                        continue
                 s = _neighbours(x, i, j, k, interior and 0 < k < n2 - 1)
                 x[i, j, k] = (b[i, j, k] * h2 + s) / d
 
 
 def rbgs_sweep(code, x, b, scale: float, color: int, shift=None) -> None:
     """Numba version of :func:`dcdm.kernels.reference.rbgs_sweep`."""
-    h2 = x.dtype.type(1.0 / scale)
-    if shift is None:
-        _rbgs(x.size)(code, x, b, h2, color)
-    else:
-        _rbgs_shift(x.size)(code, shift, x, b, h2, color)
+    _rbgs(x.size)(code, shift, x, b, x.dtype.type(1.0 / scale), color)
 
 
 @kernel
@@ -139,34 +127,28 @@ def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, we
 
 
 @kernel
-def _rbgs_cells(code, x, b, h2, ii, jj, kk):
+def _rbgs_cells(code, shift, x, b, h2, ii, jj, kk):
+    # ``shift is None`` pruned at compile time, as in ``_rbgs``
     for t in nb.prange(ii.shape[0]):
         i, j, k = ii[t], jj[t], kk[t]
         c = code[i, j, k]
-        if c > 0:
-            x[i, j, k] = (b[i, j, k] * h2 + _nsum(x, i, j, k)) / c
-
-
-@kernel
-def _rbgs_cells_shift(code, shift, x, b, h2, ii, jj, kk):
-    for t in nb.prange(ii.shape[0]):
-        i, j, k = ii[t], jj[t], kk[t]
-        c = code[i, j, k]
-        if c >= 0:
+        if shift is None:
+            if c <= 0:
+                continue
+            d = c
+        else:
+            if c < 0:
+                continue
             d = c + shift[i, j, k]
-            if d > 0:
-                x[i, j, k] = (b[i, j, k] * h2 + _nsum(x, i, j, k)) / d
+            if d <= 0:
+                continue
+        x[i, j, k] = (b[i, j, k] * h2 + _nsum(x, i, j, k)) / d
 
 
 def rbgs_cells(code, x, b, scale: float, cells, shift=None) -> None:
     """Gauss-Seidel update of the listed cells ``cells = (i, j, k)`` (one colour only)."""
     ii, jj, kk = cells
-    h2 = x.dtype.type(1.0 / scale)
-    size = max(ii.size * 64, 1)
-    if shift is None:
-        _rbgs_cells(size)(code, x, b, h2, ii, jj, kk)
-    else:
-        _rbgs_cells_shift(size)(code, shift, x, b, h2, ii, jj, kk)
+    _rbgs_cells(max(ii.size * 64, 1))(code, shift, x, b, x.dtype.type(1.0 / scale), ii, jj, kk)
 
 
 @kernel
