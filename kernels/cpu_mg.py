@@ -45,27 +45,29 @@ def _neighbours(x, i, j, k, interior):
     return _nsum(x, i, j, k)
 
 
+@nb.njit(inline="always")
+def _divisor(code, shift, i, j, k):
+    """The Gauss-Seidel divisor of cell (i, j, k), ``<= 0`` where it is not updated: the
+    stencil code, plus the shift when there is one. ``shift is None`` is decided at compile
+    time (Numba prunes the branch for a None argument), so the plain sweep keeps its
+    integer divisor and no extra load."""
+    c = code[i, j, k]
+    if shift is None:
+        return c
+    return c + shift[i, j, k] if c >= 0 else -1.0
+
+
 @kernel
 def _rbgs(code, shift, x, b, h2, color):
-    # ``shift is None`` is decided at compile time (Numba prunes the branch for a None
-    # argument), so the plain sweep keeps its integer divisor and no extra load
     n0, n1, n2 = x.shape
     for i in nb.prange(n0):
         for j in range(n1):
             k0 = (i + j + color) & 1
             interior = 0 < i < n0 - 1 and 0 < j < n1 - 1
             for k in range(k0, n2, 2):
-                c = code[i, j, k]
-                if shift is None:
-                    if c <= 0:
-                        continue
-                    d = c
-                else:
-                    if c < 0:
-                        continue
-                    d = c + shift[i, j, k]
-                    if d <= 0:
-                        continue
+                d = _divisor(code, shift, i, j, k)
+                if d <= 0:
+                    continue
                 s = _neighbours(x, i, j, k, interior and 0 < k < n2 - 1)
                 x[i, j, k] = (b[i, j, k] * h2 + s) / d
 
@@ -128,20 +130,11 @@ def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, we
 
 @kernel
 def _rbgs_cells(code, shift, x, b, h2, ii, jj, kk):
-    # ``shift is None`` pruned at compile time, as in ``_rbgs``
     for t in nb.prange(ii.shape[0]):
         i, j, k = ii[t], jj[t], kk[t]
-        c = code[i, j, k]
-        if shift is None:
-            if c <= 0:
-                continue
-            d = c
-        else:
-            if c < 0:
-                continue
-            d = c + shift[i, j, k]
-            if d <= 0:
-                continue
+        d = _divisor(code, shift, i, j, k)
+        if d <= 0:
+            continue
         x[i, j, k] = (b[i, j, k] * h2 + _nsum(x, i, j, k)) / d
 
 
