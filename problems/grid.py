@@ -207,13 +207,9 @@ class Grid:
 
         ``None`` when every FLUID region reaches an AIR cell (the operator is SPD).
         """
-        labels, n, open_region = self._regions
-        closed = np.flatnonzero(~open_region[1:]) + 1
-        if closed.size == 0:
-            return None
-        remap = np.full(n + 1, -1, dtype=np.int64)
-        remap[closed] = np.arange(closed.size)
-        return ConstantNullSpace(remap[labels].reshape(-1))
+        labels, _, open_region = self._regions
+        closed = (labels > 0) & ~open_region[labels]
+        return ConstantNullSpace.of_regions(np.where(closed, labels, -1))
 
     @property
     def is_singular(self) -> bool:
@@ -406,15 +402,9 @@ class ShiftedGridLaplacian(GridLaplacian):
         ns = self.grid.nullspace
         if ns is None:
             return None
-        labels = ns.labels.copy()
-        shifted = np.unique(labels[(labels >= 0) & (self.shift > 0)])
-        labels[np.isin(labels, shifted)] = -1
-        kept = np.unique(labels[labels >= 0])
-        if kept.size == 0:
-            return None
-        remap = np.full(ns.n_regions, -1, dtype=np.int64)
-        remap[kept] = np.arange(kept.size)
-        return ConstantNullSpace(np.where(labels >= 0, remap[labels], -1))
+        shifted = np.unique(ns.labels[(ns.labels >= 0) & (self.shift > 0)])
+        return ConstantNullSpace.of_regions(np.where(np.isin(ns.labels, shifted), -1,
+                                                     ns.labels))
 
     def _add_shift(self, x, out):
         if isinstance(x, np.ndarray):

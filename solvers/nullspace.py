@@ -45,6 +45,28 @@ class ConstantNullSpace:
         self._counts = np.bincount(labels[self._inside], minlength=self.n_regions)
         self._single = bool(self._inside.all()) and self.n_regions == 1
 
+    @classmethod
+    def of_regions(cls, labels: np.ndarray) -> ConstantNullSpace | None:
+        """The null space of the regions named by ``labels >= 0`` (any region ids; ``-1``:
+        in no region), renumbered ``0..k-1`` in increasing id order; ``None`` if there are
+        none.
+
+        Examples
+        --------
+        >>> ConstantNullSpace.of_regions(np.array([7, -1, 3, 7])).labels.tolist()
+        [1, -1, 0, 1]
+        >>> ConstantNullSpace.of_regions(np.array([-1, -1])) is None
+        True
+        """
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        inside = labels >= 0
+        if not inside.any():
+            return None
+        _, compact = np.unique(labels[inside], return_inverse=True)
+        out = np.full(labels.shape, -1, dtype=np.int64)
+        out[inside] = compact
+        return cls(out)
+
     @property
     def dimension(self) -> int:
         """Number of independent null vectors (one per region)."""
@@ -191,9 +213,4 @@ def detect_nullspace(A: sp.sparray | sp.spmatrix,
     bad = np.bincount(comp, weights=~zero, minlength=n) > 0
     empty_rows = np.diff(A.indptr) == 0
     bad |= np.bincount(comp, weights=empty_rows, minlength=n) > 0
-    singular = np.flatnonzero(~bad)
-    if singular.size == 0:
-        return None
-    remap = np.full(n, -1, dtype=np.int64)
-    remap[singular] = np.arange(singular.size)
-    return ConstantNullSpace(remap[comp])
+    return ConstantNullSpace.of_regions(np.where(bad[comp], -1, comp))

@@ -103,13 +103,7 @@ class RestrictedOperator:
         ns = getattr(self.base, "nullspace", None)
         if ns is None:
             return None
-        labels = np.asarray(ns.labels)[self.index]
-        kept = np.unique(labels[labels >= 0])
-        if kept.size == 0:
-            return None
-        remap = np.full(int(labels.max()) + 1, -1, dtype=np.int64)
-        remap[kept] = np.arange(kept.size)
-        return ConstantNullSpace(np.where(labels >= 0, remap[labels], -1))
+        return ConstantNullSpace.of_regions(np.asarray(ns.labels)[self.index])
 
     def _same_subset(self, other: Any) -> bool:
         return (isinstance(other, RestrictedOperator) and other.shape == self.shape
