@@ -18,7 +18,17 @@ import scipy.sparse as sp
 
 from .nullspace import ConstantNullSpace
 
-__all__ = ["RestrictedOperator", "restrict"]
+__all__ = ["RestrictedOperator", "restrict", "support_matvec"]
+
+
+def support_matvec(A: Any, keep: np.ndarray) -> Any:
+    """The mat-vec of ``A`` for vectors that vanish off the unknowns ``keep`` (indices or a
+    mask): a grid operator's ``matvec_fluid`` (about 2x faster, exact for vectors that
+    vanish off its FLUID cells) when ``keep`` lies inside its support, else ``matvec``."""
+    own, fast = getattr(A, "support", None), getattr(A, "matvec_fluid", None)
+    if own is not None and fast is not None and bool(np.asarray(own, dtype=bool)[keep].all()):
+        return fast
+    return A.matvec
 
 
 def restrict(A: Any, index=None) -> RestrictedOperator:
@@ -69,11 +79,7 @@ class RestrictedOperator:
         self.base, self.index = base, index
         self.shape = (index.size, index.size)
         self.dtype = np.dtype(base.dtype)
-        own = getattr(base, "support", None)
-        # a grid operator's matvec_fluid is exact for vectors that vanish off its support
-        fast = getattr(base, "matvec_fluid", None)
-        inside = own is not None and bool(np.asarray(own, dtype=bool)[index].all())
-        self._mv = fast if fast is not None and inside else base.matvec
+        self._mv = support_matvec(base, index)
 
     def scatter(self, v, out=None) -> np.ndarray:
         """The full vector with ``v`` on :attr:`index` and zeros elsewhere."""

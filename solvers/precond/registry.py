@@ -18,6 +18,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from dcdm.kernels import arrays
 
+from ..restriction import RestrictedOperator
 from .base import Preconditioner
 from .function import FunctionPreconditioner
 
@@ -159,8 +160,7 @@ def make_preconditioner(M, A, **options) -> Preconditioner | None:
                 f"M={M!r} got unexpected keyword argument(s) {unknown}; it accepts "
                 f"{sorted(record.options) or 'no options'}"
             )
-        restriction = getattr(A, "base", None) is not None and hasattr(A, "scatter")
-        if record.needs_grid and restriction:  # a grid operator on a subset of its cells
+        if record.needs_grid and isinstance(A, RestrictedOperator):  # on a subset of cells
             from .restricted import RestrictedPreconditioner
 
             inner = record.load()(**options).build(A.base)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..operators import as_operator
 from ..precond.registry import make_preconditioner
+from ..restriction import support_matvec
 
 __all__ = ["Restricted", "check_symmetric", "prepare", "start_vector"]
 
@@ -21,11 +22,7 @@ class Restricted:
     """``A``, ``P`` and the null-space projection on vectors restricted to ``support``."""
 
     def __init__(self, A: Any, P: Any, support: np.ndarray):
-        own = getattr(A, "support", None)
-        fast = getattr(A, "matvec_fluid", None)
-        inside = own is not None and not np.any(support & ~np.asarray(own, dtype=bool))
-        # a grid operator's matvec_fluid is exact for vectors that vanish off its support
-        self._mv: Callable = fast if fast is not None and inside else A.matvec
+        self._mv: Callable = support_matvec(A, support)
         self._P = P
         self._ns = getattr(A, "nullspace", None)
         self.support = support
