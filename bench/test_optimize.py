@@ -61,12 +61,11 @@ def _problem(n: int, scale: float):
 def _run(P, run: str) -> dict:
     if run.startswith("gns"):
         M = run.partition("+")[2] or None
-        hess, inner = (P.hess, "cg") if M in (None, "mic0", "amg") else (P.operator, "cg")
+        # assembled Hessians for the matrix preconditioners, the grid operator for the others
+        hess = P.hess if M in (None, "mic0", "amg") else P.operator
+        inner = "fcg" if M == "neural" else "cg"
         if M == "mg-on-A":  # built once, on the Poisson part; timed with the run
-            stale = make_preconditioner("mg", P.laplacian)
-            M = stale.apply
-        elif M == "neural":
-            inner = "fcg"
+            M = make_preconditioner("mg", P.laplacian).apply
         res = optimize.minimize(P.fun, P.x0, jac=P.jac, hess=hess, M=M, inner=inner, gtol=GTOL,
                                 maxiter=200)
         return dict(nit=res.nit, inner=res.n_inner, trials=res.n_trials, success=res.success,
