@@ -35,7 +35,10 @@ class RestrictedPreconditioner(Preconditioner):
     def apply(self, r, out=None):
         self._require_numpy(r)
         R = self.restriction
-        z = np.asarray(self.inner.apply(R.scatter(r.astype(R.dtype, copy=False)))).take(R.index)
+        full = self.__dict__.get("_full")
+        if full is None:  # one full-length vector, reused: its entries off R.index stay 0
+            full = self._full = np.zeros(R.base.shape[0], dtype=R.dtype)
+        z = np.asarray(self.inner.apply(R.scatter(r, out=full))).take(R.index)
         if out is None:
             return z.astype(r.dtype, copy=False)
         out[...] = z
