@@ -28,6 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import plots
+from .report_differentiable import differentiable_section
 from .report_gpu import gpu_section
 from .report_optimize import optimize_section
 from .report_spectrum import spectrum_section
@@ -389,7 +390,7 @@ def write_report(res: Results, out: Path, *, baseline: Results | None = None,
         compare_lines, regressions = compare(baseline, res, threshold)
     lines += _summary_section(res)
     for section in (_solver_section, _pipeline_section, _kernel_section, spectrum_section,
-                    optimize_section):
+                    optimize_section, differentiable_section):
         more, files = section(res, figdir, rel)
         lines += more
         figures += files

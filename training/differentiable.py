@@ -41,8 +41,9 @@ Limitations
   only to rounding the adjoint solve runs on the exact ``A^T`` (a second host CSR copy), so
   the gradient is the one of the matrix as given, entry by entry.
 - A singular ``A`` with a constant null space (all-Neumann pressure matrices) is accepted
-  only without a gradient for ``A``: then ``x = A^+ b`` and ``dL/db = A^+ g`` (``g``
-  projected onto the range of ``A``).
+  only without a gradient for ``A``: then ``x = A^+ b`` and ``dL/db = A^+ g`` (``b`` and
+  ``g`` projected onto the range of ``A``, so a ``b`` that is consistent only to rounding,
+  such as a divergence-free velocity's, solves).
 - A matrix-free operator (``dcdm.problems.Grid(...).laplacian()``, a SciPy matrix or any
   object of the operator contract) gets no gradient, only ``b`` does; it is trusted to be
   symmetric (only its diagonal's sign is checked).
@@ -146,8 +147,9 @@ def sparse_solve(
     M : None, "auto", str or Preconditioner
         Linear SPD preconditioner, a name of ``dcdm.solvers.PRECONDITIONERS`` (``"ic0"``,
         ``"mic0"``, ``"amg"``, ``"jacobi"``, ``"mg"`` for a grid operator) or an object;
-        ``"auto"`` is ``"mg"`` for grid operators and none otherwise. Built once in forward
-        and reused by the backward pass.
+        ``"auto"`` is ``"mg"`` for grid operators and none otherwise. A name is built once
+        per call (in forward) and reused by its backward pass; an already built object is
+        reused as it is, so a training loop over fixed operators builds each one once.
     rtol, atol, maxiter : float, float, int or None
         Each column's solve, forward and adjoint, stops when ``||rhs - A y|| <= max(rtol
         ||rhs||, atol)`` or after ``maxiter`` iterations (default ``10 n``).
@@ -219,7 +221,7 @@ class _SparseSolve(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, A, b, system: _System, X0):
-        B = _host_columns(b)
+        B = _range_part(system.op, _host_columns(b))
         X = _solve_columns(system, system.op, B, X0, "forward")
         ctx.system, ctx.B, ctx.X = system, B, X
         ctx.b_meta = (tuple(b.shape), b.dtype, b.device)
@@ -241,12 +243,8 @@ class _SparseSolve(torch.autograd.Function):
                 "sparse_solve backward: the incoming gradient (of x) contains NaN or Inf "
                 "entries; the loss or a later operation produced them"
             )
-        nullspace = getattr(system.op, "nullspace", None)
-        B = ctx.B
-        if nullspace is not None:  # x = A^+ b, so dL/db = A^+ g: solve with g on range(A)
-            G = np.stack([nullspace.project(G[:, c]) for c in range(G.shape[1])], axis=1)
-            B = np.stack([nullspace.project(B[:, c]) for c in range(B.shape[1])], axis=1)
-        Lam = _solve_columns(system, system.op_T, G, _galerkin_guess(X, B, G), "backward")
+        G = _range_part(system.op, G)  # x = A^+ b, so dL/db = A^+ g: g on range(A)
+        Lam = _solve_columns(system, system.op_T, G, _galerkin_guess(X, ctx.B, G), "backward")
         grad_A = grad_b = None
         if ctx.needs_input_grad[1]:
             shape, dtype, device = ctx.b_meta
@@ -387,6 +385,16 @@ def _host_columns(v: torch.Tensor) -> np.ndarray:
     """A private float64 host copy of ``v`` as an ``(n, k)`` array."""
     host = v.detach().to(device="cpu", dtype=torch.float64).numpy()
     return np.array(host.reshape(host.shape[0], -1), copy=True)
+
+
+def _range_part(op, B: np.ndarray) -> np.ndarray:
+    """The columns of ``B`` projected onto the range of a singular ``op`` (as they are if
+    ``op`` has no null space): ``A^+ b`` ignores the null-space part, which rounding alone
+    puts into a nearly consistent ``b`` (a divergence-free velocity's right-hand side)."""
+    nullspace = getattr(op, "nullspace", None)
+    if nullspace is None:
+        return B
+    return np.stack([nullspace.project(B[:, c]) for c in range(B.shape[1])], axis=1)
 
 
 def _solve_columns(system: _System, op, B: np.ndarray, X0: np.ndarray | None,
