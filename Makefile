@@ -7,7 +7,7 @@ EXTRAS := numba,amg,train,dev
 # torch 2.13.0 (CPU build) lies on local disk on the project machines
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: install test demo bench bench-smoke clean
+.PHONY: install test demo bench bench-smoke hard-constraints clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ bench: $(STAMP)
 bench-smoke: $(STAMP)
 	NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
 		$(PY) -m pytest bench --bench-smoke --benchmark-enable --benchmark-only -q
+
+# The diffusion-sorption experiment of docs/HARD_CONSTRAINTS.md (about 35 min on 2 cores):
+# results and plots in docs/hard_constraints/, data and weights in out/hard_constraints/.
+hard-constraints: $(STAMP)
+	$(PY) -m bench.hard_constraints $(HC_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .benchmarks

@@ -263,3 +263,15 @@ def test_load_or_make_dataset_errors(tmp_path):
     with pytest.raises(TypeError, match="seed must be an int"):
         ds.load_or_make_dataset(tmp_path / "x.npz", 1, seed=1.5)
     assert not list(tmp_path.iterdir())
+
+
+def test_blended_initial_conditions_meet_the_boundary_values():
+    u0 = ds.random_initial_conditions(3, 256, rng=np.random.default_rng(1), blend=0.1)
+    plain = ds.random_initial_conditions(3, 256, rng=np.random.default_rng(1))
+    assert np.all(u0 > 0) and np.all(u0 <= 1)
+    assert np.all(u0[:, 0] > 0.98) and np.all(u0[:, -1] < 0.03)  # 1 at x = 0, ~low at x = 1
+    np.testing.assert_allclose(u0[:, 100:140], plain[:, 100:140], atol=0.02)  # middle kept
+    with pytest.raises(ValueError, match="blend"):
+        ds.random_initial_conditions(1, 16, rng=np.random.default_rng(0), blend=-1.0)
+    data = ds.make_dataset(2, nx=16, nt=3, blend=0.1)
+    assert data["u0"][:, 0].min() > 0.7

@@ -210,7 +210,7 @@ def test_moe_experts_fit_their_own_blocks():
     for k in range(2):
         pts = info["points"][:, k]
         assert ((pts % 16) // 8 == k).all()  # in expert k's half of x
-        terms = problem.terms(basis, u0, pts)
+        terms = problem.terms(basis, u0, pts[:, None])
         w, _ = levenberg_marquardt(problem.residual, torch.ones(2, 4, dtype=F64), terms,
                                    tol=1e-10)
         np.testing.assert_allclose(info["omega"][:, k], w, rtol=1e-7, atol=1e-9)
@@ -259,6 +259,8 @@ def test_layer_bad_input():
         layer(_basis(), _u0(nx=15))
     with pytest.raises(ValueError, match="ridge must be >= 0"):
         SorptionConstraint(ridge=-1.0)
+    with pytest.raises(ValueError, match="weight must be > 0"):
+        SorptionConstraint(weight=0.0)
 
 
 # ---------------------------------------------------------------- the diffusion-sorption rows
@@ -270,12 +272,20 @@ def test_sampled_rows_equal_grid_rows():
     omega = torch.tensor([0.3, 0.5, -0.2, 0.1], dtype=F64)
     problem = SorptionConstraint(ridge=0.0)
     mask = problem.interior((6, 16))
-    pts = torch.nonzero(mask.reshape(-1))[:, 0][None].expand(2, -1)
+    pts = torch.nonzero(mask.reshape(-1))[:, 0][None, None].expand(2, 1, -1)
     terms = problem.terms(basis, u0, pts)
     rows = torch.func.vmap(problem.residual)(omega.expand(2, 4), *terms)
     u = torch.einsum("bnij,n->bij", basis, omega)
     full = grid_residual(u, u0)
     np.testing.assert_allclose(rows[:, :-4], full, rtol=1e-12, atol=1e-12)
+    # the weight scales the initial and boundary rows alike in both
+    heavy = SorptionConstraint(ridge=0.0, weight=10.0)
+    rows10 = torch.func.vmap(heavy.residual)(omega.expand(2, 4), *heavy.terms(basis, u0, pts))
+    full10 = grid_residual(u, u0, 10.0)
+    np.testing.assert_allclose(rows10[:, :-4], full10, rtol=1e-12, atol=1e-12)
+    pde_rows = pts.shape[-1]
+    np.testing.assert_allclose(full10[:, :pde_rows], full[:, :pde_rows], rtol=0, atol=0)
+    np.testing.assert_allclose(full10[:, pde_rows:], 10 * full[:, pde_rows:], rtol=1e-14)
 
 
 def test_reference_solution_nearly_zeroes_the_rows():

@@ -259,13 +259,18 @@ def solve_fv(u0, *, t_end: float = T_END, nt: int = 51, rtol: float = 1e-8,
 
 def random_initial_conditions(n: int, nx: int = 256, *, rng: np.random.Generator,
                               low: float = 0.02, high: float = 0.2,
-                              modes: int = 6) -> np.ndarray:
+                              modes: int = 6, blend: float = 0.0) -> np.ndarray:
     """Smooth random positive fields on the cell centres, each spanning ``[low, high]``.
 
     Each field is ``sum_k a_k k^(-3/2) cos(pi k x + phase_k)``, ``k = 1..modes``,
     ``a_k ~ N(0, 1)``, ``phase_k ~ U(0, 2 pi)``, then mapped affinely so its minimum over
     the cells is ``low`` and its maximum ``high``. This is our choice: PDEBench's own
-    generator differs.
+    generator differs. With ``blend > 0`` the field is then blended into the boundary values
+    over a width ``blend``: ``u0 <- w_l + (1 - w_l) u0`` with ``w_l = exp(-x / blend)`` (so
+    ``u0 -> 1`` at ``x = 0``, the Dirichlet value) and ``u0 <- (1 - w_r) u0 + w_r low`` with
+    ``w_r = exp(-(1 - x) / blend)`` (small at the outflow, where the Cauchy condition drains
+    the last cell): an initial condition compatible with the boundary conditions, without the
+    initial corner singularity (the values then lie in ``(0, 1]``).
 
     Parameters
     ----------
@@ -279,6 +284,8 @@ def random_initial_conditions(n: int, nx: int = 256, *, rng: np.random.Generator
         The range, ``0 < low < high``.
     modes : int
         Number of Fourier modes (>= 2).
+    blend : float
+        Width of the blend into the boundary values (0: none).
 
     Returns
     -------
@@ -298,6 +305,7 @@ def random_initial_conditions(n: int, nx: int = 256, *, rng: np.random.Generator
         raise TypeError(f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
                         f"got {type(rng).__name__}")
     low, high = _positive(low, "low"), _positive(high, "high")
+    blend = _positive(blend, "blend", allow_zero=True)
     if not low < high:
         raise ValueError(f"low must be < high, got low={low}, high={high}")
     x = (np.arange(nx) + 0.5) / nx
@@ -308,10 +316,14 @@ def random_initial_conditions(n: int, nx: int = 256, *, rng: np.random.Generator
     fmin = f.min(axis=1, keepdims=True)
     span = f.max(axis=1, keepdims=True) - fmin
     span = np.where(span > 0, span, 1.0)  # a flat field (measure zero) maps to low
-    return low + (high - low) * (f - fmin) / span
+    u0 = low + (high - low) * (f - fmin) / span
+    if blend:
+        w_left, w_right = np.exp(-x / blend), np.exp(-(1.0 - x) / blend)
+        u0 = (1.0 - w_right) * (w_left + (1.0 - w_left) * u0) + w_right * low
+    return u0
 
 
-def make_dataset(n: int, *, nx: int = 256, nt: int = 51, seed: int = 0,
+def make_dataset(n: int, *, nx: int = 256, nt: int = 51, seed: int = 0, blend: float = 0.0,
                  progress: bool = False) -> dict[str, np.ndarray]:
     """``n`` random initial conditions and their trajectories on ``[0, T_END]``.
 
@@ -325,6 +337,9 @@ def make_dataset(n: int, *, nx: int = 256, nt: int = 51, seed: int = 0,
         Output times (>= 2).
     seed : int
         Seed of ``np.random.default_rng`` for the initial conditions.
+    blend : float
+        Blend the initial conditions into the boundary values over this width (see
+        :func:`random_initial_conditions`; 0: none).
     progress : bool
         Show a tqdm progress bar (if tqdm is installed).
 
@@ -345,7 +360,7 @@ def make_dataset(n: int, *, nx: int = 256, nt: int = 51, seed: int = 0,
         raise ValueError(f"nx must be <= {NX_MAX} (see solve_fv), got {nx}")
     if not isinstance(progress, bool):
         raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
-    u0 = random_initial_conditions(n, nx, rng=np.random.default_rng(seed))
+    u0 = random_initial_conditions(n, nx, rng=np.random.default_rng(seed), blend=blend)
     u = np.empty((n, nt, nx))
     tqdm = maybe("tqdm.auto") if progress else None  # the progress bar is a nicety
     rows = range(n) if tqdm is None else tqdm.tqdm(range(n), desc="diffusion-sorption")
@@ -355,7 +370,8 @@ def make_dataset(n: int, *, nx: int = 256, nt: int = 51, seed: int = 0,
 
 
 def load_or_make_dataset(path: str | os.PathLike, n: int, *, nx: int = 256, nt: int = 51,
-                         seed: int = 0, progress: bool = False) -> dict[str, np.ndarray]:
+                         seed: int = 0, blend: float = 0.0,
+                         progress: bool = False) -> dict[str, np.ndarray]:
     """:func:`make_dataset`, cached in an ``.npz`` file.
 
     The file is reused only if it was made with the same ``n``, ``nx``, ``nt``, ``seed``,
@@ -367,7 +383,7 @@ def load_or_make_dataset(path: str | os.PathLike, n: int, *, nx: int = 256, nt: 
     ----------
     path : str or os.PathLike
         The cache file (its folder is created if missing).
-    n, nx, nt, seed, progress
+    n, nx, nt, seed, blend, progress
         As in :func:`make_dataset`.
 
     Returns
@@ -389,7 +405,8 @@ def load_or_make_dataset(path: str | os.PathLike, n: int, *, nx: int = 256, nt: 
     path = Path(path)
     n, nx, nt, seed = _int(n, "n", 1), _int(nx, "nx", 3), _int(nt, "nt", 2), _int(seed, "seed", 0)
     meta = np.array(json.dumps({
-        "version": _DATASET_VERSION, "n": n, "nx": nx, "nt": nt, "seed": seed, "D": D,
+        "version": _DATASET_VERSION, "n": n, "nx": nx, "nt": nt, "seed": seed,
+        "blend": float(blend), "D": D,
         "porosity": POROSITY, "rho_s": RHO_S, "k_f": K_F, "n_f": N_F, "eps": EPS,
         "t_end": T_END}))
     if path.exists():
@@ -400,7 +417,7 @@ def load_or_make_dataset(path: str | os.PathLike, n: int, *, nx: int = 256, nt: 
             log.info("%s was made with other parameters: regenerating", path)
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             log.warning("cannot read %s (%s): regenerating", path, exc)
-    data = make_dataset(n, nx=nx, nt=nt, seed=seed, progress=progress)
+    data = make_dataset(n, nx=nx, nt=nt, seed=seed, blend=blend, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

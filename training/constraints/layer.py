@@ -41,7 +41,8 @@ class ConstraintProblem(Protocol):
 
     def terms(self, basis: torch.Tensor, cond: torch.Tensor, points: torch.Tensor
               ) -> tuple[torch.Tensor, ...]:
-        """Per-problem tensors for ``basis`` ``(B, N, n0, n1)`` and flat ``points`` ``(B, m)``."""
+        """Per-problem tensors, batch ``B * K`` (sample-major), for ``basis`` ``(B, N, n0,
+        n1)``, the conditioning ``cond`` ``(B, ...)`` and flat ``points`` ``(B, K, m)``."""
 
     def residual(self, omega: torch.Tensor, *terms: torch.Tensor) -> torch.Tensor:
         """One problem's residual vector (vmappable)."""
@@ -151,9 +152,8 @@ class HardConstraint(nn.Module):
         K = self.partition.experts
         mask = self.problem.interior((n0, n1))
         points = self.partition.sample(mask, self.points, B, self.generator).to(basis.device)
-        # one LM problem per (sample, expert): repeat the sample's basis for its experts
-        rep = _repeat(basis, K)
-        terms = self.problem.terms(rep, _repeat(cond, K), points.reshape(B * K, -1))
+        # one LM problem per (sample, expert), each with its expert's points
+        terms = self.problem.terms(basis, cond, points)
         omega0 = torch.ones(B * K, N, dtype=basis.dtype, device=basis.device)
         omega, converged = solve_least_squares(self.problem.residual, terms, omega0,
                                                **self.options)
@@ -161,8 +161,4 @@ class HardConstraint(nn.Module):
         fields = torch.einsum("bnij,bkn->bkij", basis, omega)
         u = self.partition.combine(fields)
         return u, {"omega": omega, "converged": converged.reshape(B, K), "points": points}
-
-
-def _repeat(x: torch.Tensor, k: int) -> torch.Tensor:
-    return x if k == 1 else x.repeat_interleave(k, dim=0)
 

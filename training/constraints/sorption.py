@@ -67,17 +67,22 @@ def _pde(u, u_tau, u_xx):
     return u_tau - T_END * D / retardation(u) * u_xx
 
 
-def grid_residual(u: torch.Tensor, u0: torch.Tensor) -> torch.Tensor:
+def grid_residual(u: torch.Tensor, u0: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
     """Every residual row of fields ``u`` ``(B, nt, nx)`` on the whole grid: ``(B, rows)``.
 
-    The rows of :class:`SorptionConstraint` (without ridge) at every interior cell, every
-    initial cell and every boundary level: the training loss is their norm.
+    The rows of :class:`SorptionConstraint` (without ridge; initial and boundary rows times
+    ``weight``) at every interior cell, every initial cell and every boundary level: the
+    training loss is their norm.
     """
     u_tau, u_xx = _derivatives(u)
     pde = _pde(u, u_tau, u_xx)[:, 1:, 1:-1].reshape(u.shape[0], -1)
-    left, right, slope = _boundaries(u)
-    ic = (u[:, 0] - u0) / u0
-    return torch.cat([pde, ic, left - 1, right - D * slope], dim=1)
+    return torch.cat([pde, weight * _conditions(u[:, 0], _boundaries(u), u0)], dim=1)
+
+
+def _conditions(initial, edges, u0) -> torch.Tensor:
+    """Initial rows (relative to ``u0``) and the two boundary rows of each level."""
+    left, right, slope = edges
+    return torch.cat([(initial - u0) / u0, left - 1, right - D * slope], dim=-1)
 
 
 class SorptionConstraint:
@@ -87,16 +92,20 @@ class SorptionConstraint:
     ----------
     ridge : float
         Weight of the ridge rows ``ridge * omega`` (paper: 1e-4).
+    weight : float
+        Weight of the initial and boundary rows relative to the PDE rows (paper: 1).
 
     Notes
     -----
     ``cond`` is the initial condition ``u0`` ``(B, nx)``, positive.
     """
 
-    def __init__(self, ridge: float = 1e-4):
+    def __init__(self, ridge: float = 1e-4, weight: float = 1.0):
         if not ridge >= 0:
             raise ValueError(f"ridge must be >= 0, got {ridge}")
-        self.ridge = float(ridge)
+        if not weight > 0:
+            raise ValueError(f"weight must be > 0, got {weight}")
+        self.ridge, self.weight = float(ridge), float(weight)
 
     def interior(self, shape: tuple[int, int]) -> torch.Tensor:
         nt, nx = shape
@@ -106,22 +115,29 @@ class SorptionConstraint:
 
     def terms(self, basis: torch.Tensor, cond: torch.Tensor, points: torch.Tensor
               ) -> tuple[torch.Tensor, ...]:
+        """Per (sample, expert) tensors, batch ``B * K`` (sample-major), for ``points``
+        ``(B, K, m)`` flat cell indices: the basis, its ``tau`` and ``xx`` derivatives at the
+        points, the basis at ``t = 0``, ``u0``, and the boundary values and slope."""
         B, N, _, nx = basis.shape
         if cond.shape != (B, nx):
             raise ValueError(f"cond (the initial condition) must be ({B}, {nx}), got "
                              f"{tuple(cond.shape)}")
+        K, m = points.shape[1:]
         b_tau, b_xx = _derivatives(basis)
-        flat = [f.reshape(B, N, -1) for f in (basis, b_tau, b_xx)]
-        index = points[:, None, :].expand(B, N, points.shape[1])
-        sampled = torch.stack([torch.gather(f, 2, index) for f in flat], dim=1)  # (B, 3, N, m)
-        left, right, slope = _boundaries(basis)
-        ic = basis[:, :, 0, :]
-        return (sampled.transpose(2, 3), ic.transpose(1, 2), cond,
-                torch.stack([left, right, slope], dim=1).transpose(2, 3))
+        fields = torch.stack([basis, b_tau, b_xx], dim=1).reshape(B, 1, 3, N, -1)
+        index = points[:, :, None, None, :].expand(B, K, 3, N, m)
+        sampled = torch.gather(fields.expand(B, K, 3, N, fields.shape[-1]), 4, index)
+        edges = torch.stack(_boundaries(basis), dim=1).transpose(2, 3)  # (B, 3, nt, N)
+        ic = basis[:, :, 0, :].transpose(1, 2)
+
+        def per_expert(t: torch.Tensor) -> torch.Tensor:  # the sample's rows for each expert
+            return t[:, None].expand(B, K, *t.shape[1:]).reshape(B * K, *t.shape[1:])
+
+        return (sampled.transpose(3, 4).reshape(B * K, 3, m, N), per_expert(ic),
+                per_expert(cond), per_expert(edges))
 
     def residual(self, omega: torch.Tensor, sampled: torch.Tensor, ic: torch.Tensor,
                  u0: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
         u, u_tau, u_xx = sampled @ omega            # (3, m)
-        left, right, slope = edges @ omega          # (3, nt)
-        return torch.cat([_pde(u, u_tau, u_xx), (ic @ omega - u0) / u0, left - 1,
-                          right - D * slope, self.ridge * omega])
+        conditions = _conditions(ic @ omega, edges @ omega, u0)
+        return torch.cat([_pde(u, u_tau, u_xx), self.weight * conditions, self.ridge * omega])
