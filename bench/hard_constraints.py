@@ -81,8 +81,17 @@ def inputs(u0: torch.Tensor, nt: int) -> torch.Tensor:
     return torch.stack([u0.float()[:, None, :].expand(B, nt, nx), t, x], dim=1)
 
 
-def loss_of(u: torch.Tensor, u0: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
-    return grid_residual(u, u0, weight).norm(dim=1).mean()
+def residual_of(model: Model, u: torch.Tensor, info: dict, u0: torch.Tensor,
+                weight: float = 1.0) -> torch.Tensor:
+    """Every row on the grid; with experts, each row of its cell's expert (the paper's code)."""
+    c = model.constraint
+    if c is None or c.partition.experts == 1:
+        return grid_residual(u, u0, weight)
+    return grid_residual(info["fields"], u0, weight, c.partition.labels(tuple(u.shape[1:])))
+
+
+def loss_of(model: Model, u: torch.Tensor, info: dict, u0: torch.Tensor) -> torch.Tensor:
+    return residual_of(model, u, info, u0, model.weight).norm(dim=1).mean()
 
 
 def relative_l2(u: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -103,7 +112,7 @@ def train(model: Model, u0: torch.Tensor, *, steps: int, batch: int, lr: float, 
         idx = torch.randperm(u0.shape[0], generator=gen)[:batch]
         start = time.perf_counter()
         u, info = model(u0[idx], nt)
-        loss = loss_of(u, u0[idx], model.weight)
+        loss = loss_of(model, u, info, u0[idx])
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -126,7 +135,7 @@ def evaluate(model: Model, u0: torch.Tensor, ref: torch.Tensor, *, batch: int, n
         u, info = model(u0[i:i + batch], nt)
         times.append(time.perf_counter() - start)
         errors.append(relative_l2(u, ref[i:i + batch]))
-        residuals.append(grid_residual(u, u0[i:i + batch]).norm(dim=1))
+        residuals.append(residual_of(model, u, info, u0[i:i + batch]).norm(dim=1))
         if "converged" in info:
             unconverged += int((~info["converged"]).sum())
     err = torch.cat(errors).numpy()
@@ -152,8 +161,8 @@ def speed(model: Model, u0: torch.Tensor, totals, experts=(1, 4), *, batch: int,
                     model(x, nt)
                 fwd.append(time.perf_counter() - start)
                 start = time.perf_counter()
-                u, _ = model(x, nt)
-                loss_of(u, x, model.weight).backward()
+                u, info = model(x, nt)
+                loss_of(model, u, info, x).backward()
                 both.append(time.perf_counter() - start)
             rows.append({"points": total, "experts": k, "forward": float(np.median(fwd)),
                          "forward_backward": float(np.median(both))})

@@ -288,6 +288,23 @@ def test_sampled_rows_equal_grid_rows():
     np.testing.assert_allclose(full10[:, pde_rows:], 10 * full[:, pde_rows:], rtol=1e-14)
 
 
+def test_piecewise_rows_come_from_each_cells_expert():
+    basis, u0 = _basis(B=1), _u0(B=1)
+    a = torch.einsum("bnij,n->bij", basis, torch.tensor([0.3, 0.5, -0.2, 0.1], dtype=F64))
+    b = torch.einsum("bnij,n->bij", basis, torch.tensor([0.2, 0.1, 0.4, -0.3], dtype=F64))
+    labels = Partition((1, 2)).labels((6, 16))
+    one = grid_residual(a[:, None], u0, 3.0, torch.zeros(6, 16, dtype=torch.long))
+    np.testing.assert_array_equal(one, grid_residual(a, u0, 3.0))
+    mixed = grid_residual(torch.stack([a, b], dim=1), u0, 3.0, labels)
+    ra, rb = grid_residual(a, u0, 3.0), grid_residual(b, u0, 3.0)
+    pde = 5 * 14  # rows (t = 1..5) x (x = 1..14), t-major
+    cells_x = torch.cat([torch.arange(1, 15).repeat(5), torch.arange(16),
+                         torch.zeros(6, dtype=torch.long), torch.full((6,), 15)])
+    expected = torch.where(cells_x >= 8, rb, ra)
+    np.testing.assert_array_equal(mixed, expected)
+    assert mixed.shape[1] == pde + 16 + 12
+
+
 def test_reference_solution_nearly_zeroes_the_rows():
     x = (np.arange(64) + 0.5) / 64
     u0 = 0.05 + 0.1 * np.cos(np.pi * x) ** 2

@@ -129,8 +129,9 @@ class HardConstraint(nn.Module):
 
     Notes
     -----
-    ``forward`` returns ``(u, info)``: ``info`` holds ``omega`` ``(B, K, N)`` and ``converged``
-    ``(B, K)`` (and the sampled points), so training can watch the LM solves.
+    ``forward`` returns ``(u, info)``: ``info`` holds ``omega`` ``(B, K, N)``, ``converged``
+    ``(B, K)`` (so training can watch the LM solves), the sampled ``points`` and the experts'
+    own fields ``b . omega_k`` over the whole grid, ``fields`` ``(B, K, n0, n1)``.
     """
 
     def __init__(self, problem: ConstraintProblem, points: int, *,
@@ -160,5 +161,6 @@ class HardConstraint(nn.Module):
         omega = omega.reshape(B, K, N)
         fields = torch.einsum("bnij,bkn->bkij", basis, omega)
         u = self.partition.combine(fields)
-        return u, {"omega": omega, "converged": converged.reshape(B, K), "points": points}
+        return u, {"omega": omega, "converged": converged.reshape(B, K), "points": points,
+                   "fields": fields}
 

@@ -67,16 +67,35 @@ def _pde(u, u_tau, u_xx):
     return u_tau - T_END * D / retardation(u) * u_xx
 
 
-def grid_residual(u: torch.Tensor, u0: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+def grid_residual(u: torch.Tensor, u0: torch.Tensor, weight: float = 1.0,
+                  labels: torch.Tensor | None = None) -> torch.Tensor:
     """Every residual row of fields ``u`` ``(B, nt, nx)`` on the whole grid: ``(B, rows)``.
 
     The rows of :class:`SorptionConstraint` (without ridge; initial and boundary rows times
     ``weight``) at every interior cell, every initial cell and every boundary level: the
     training loss is their norm.
+
+    With ``labels`` (``(nt, nx)``, the expert of every cell), ``u`` holds the experts' own
+    fields ``(B, K, nt, nx)`` and each row comes from the expert that owns its cell, its
+    derivatives taken of that expert's field: the piecewise combination of the basis'
+    derivative terms, as the paper's code re-weights them, so that the jump between two
+    experts' fields at a block edge is not differentiated.
     """
+    if labels is not None:
+        B, K, nt, nx = u.shape
+        rows = grid_residual(u.reshape(B * K, nt, nx), u0.repeat_interleave(K, 0), weight)
+        owner = labels.to(u.device).reshape(-1)[_row_cells(nt, nx, u.device)]
+        return rows.reshape(B, K, -1).gather(1, owner.expand(B, 1, -1))[:, 0]
     u_tau, u_xx = _derivatives(u)
     pde = _pde(u, u_tau, u_xx)[:, 1:, 1:-1].reshape(u.shape[0], -1)
     return torch.cat([pde, weight * _conditions(u[:, 0], _boundaries(u), u0)], dim=1)
+
+
+def _row_cells(nt: int, nx: int, device) -> torch.Tensor:
+    """The flat cell (``t * nx + x``) of every row of :func:`grid_residual`, in its order."""
+    t = torch.arange(nt, device=device)[:, None] * nx
+    x = torch.arange(nx, device=device)[None, :]
+    return torch.cat([(t[1:] + x[:, 1:-1]).reshape(-1), x[0], t[:, 0], t[:, 0] + nx - 1])
 
 
 def _conditions(initial, edges, u0) -> torch.Tensor:
