@@ -131,10 +131,10 @@ def test_hard_constraint_layer(benchmark, bench_device, layer_case):
     def run():
         if pass_ == "forward":
             with torch.no_grad():
-                u, info = layer(net(inputs).double(), u0)
+                _, info = layer(net(inputs).double(), u0)
         else:
             net.zero_grad()
-            u, info = layer(net(inputs).double(), u0)
+            _, info = layer(net(inputs).double(), u0)
             labels = layer.partition.labels((nt, nx))  # each row from its cell's expert
             grid_residual(info["fields"], u0, labels=labels).norm(dim=1).mean().backward()
         out["converged"] = int(info["converged"].sum())
