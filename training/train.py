@@ -260,6 +260,9 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
     if found is not None:
         ckpt, state = found
         log.info("resuming %s at epoch %d, step %d", ckpt, state["epoch"], state["step"])
+        for name in ("best", "final"):  # before the temporaries go: one may complete a pair
+            if weights.finish_interrupted_write(out / name):
+                log.info("completed %s.json, whose rename a kill had interrupted", name)
     else:
         ckpt = None
         if resume:

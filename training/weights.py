@@ -156,6 +156,36 @@ def write_tensors(path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, 
     return path
 
 
+def finish_interrupted_write(path) -> bool:
+    """Complete a :func:`write_tensors` killed between its two renames; True if it did.
+
+    Such a kill leaves the new ``.safetensors`` beside the old ``.json`` (their sha256 no
+    longer match), while the new meta lies complete and synced in its temporary file. When
+    one of those temporaries carries the ``.safetensors``'s checksum, it is renamed into
+    place (roll forward); a pair that matches, or that no temporary repairs, is left alone.
+    """
+    path = _tensor_path(path)
+    mpath = _meta_path(path)
+    if not path.exists():
+        return False
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        if json.loads(mpath.read_text()).get("sha256") == digest:
+            return False
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        pass  # a missing or unreadable meta: a temporary may still complete the pair
+    for tmp in sorted(path.parent.glob(f".{mpath.name}.*.tmp")):
+        try:
+            meta = json.loads(tmp.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(meta, dict) and meta.get("sha256") == digest:
+            os.replace(tmp, mpath)
+            _fsync_dir(path.parent)
+            return True
+    return False
+
+
 def read_meta(path, required: tuple[str, ...] = _REQUIRED) -> dict[str, Any]:
     """The JSON meta of a weights file, validated (``ValueError`` naming the file if not).
 

@@ -194,3 +194,22 @@ def test_meta_parameter_count_is_bounded(saved):
                                          r"ModelConfig has 34,032,901 parameters, more than the "
                                          r"33,554,432 allowed"):
         weights.load_model(path)
+
+
+def test_finish_interrupted_write_rolls_a_torn_pair_forward(tmp_path):
+    """A kill between write_tensors' two renames: new tensors, old meta, new meta in a temp."""
+    old = {"w": torch.zeros(3)}
+    new = {"w": torch.ones(3)}
+    path = weights.write_tensors(tmp_path / "best", old, {"note": "old"})
+    assert not weights.finish_interrupted_write(path)  # a matching pair: nothing to do
+    other = weights.write_tensors(tmp_path / "elsewhere" / "best", new, {"note": "new"})
+    path.write_bytes(other.read_bytes())  # the tensors' rename happened ...
+    with pytest.raises(ValueError, match="corrupted weights file"):
+        weights.read_tensors(path, required=())
+    assert not weights.finish_interrupted_write(path)  # ... and no temporary can repair it
+    (tmp_path / ".best.json.x1y2.tmp").write_text("{not json")  # a torn temporary is skipped
+    (tmp_path / ".best.json.a1b2.tmp").write_bytes(other.with_suffix(".json").read_bytes())
+    assert weights.finish_interrupted_write(path)
+    tensors, meta = weights.read_tensors(path, required=())
+    assert torch.equal(tensors["w"], new["w"]) and meta["note"] == "new"
+    assert not (tmp_path / ".best.json.a1b2.tmp").exists()
