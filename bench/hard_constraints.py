@@ -149,6 +149,7 @@ def speed(model: Model, u0: torch.Tensor, totals, experts=(1, 4), *, batch: int,
     """Forward and forward + backward time of the constrained model at equal total points."""
     rows = []
     x = u0[:batch]
+    kept = model.constraint.partition, model.constraint.points
     for total in totals:
         for k in experts:
             model.constraint.partition = Partition((1, k))
@@ -166,6 +167,7 @@ def speed(model: Model, u0: torch.Tensor, totals, experts=(1, 4), *, batch: int,
                 both.append(time.perf_counter() - start)
             rows.append({"points": total, "experts": k, "forward": float(np.median(fwd)),
                          "forward_backward": float(np.median(both))})
+    model.constraint.partition, model.constraint.points = kept
     return rows
 
 

@@ -221,7 +221,6 @@ class _ImplicitLeastSquares(torch.autograd.Function):
     def forward(ctx, residual, options, omega0, *terms):
         omega, info = levenberg_marquardt(residual, omega0, terms, **options)
         ctx.residual = residual
-        ctx.info = info
         ctx.save_for_backward(omega, *terms)
         ctx.mark_non_differentiable(info.converged)
         return omega, info.converged
