@@ -22,7 +22,7 @@ import numpy as np
 from .geometry import Box, Shape, Sphere, Union
 from .grid import CellType, Grid
 
-__all__ = ["random_obstacles", "smoke", "tank"]
+__all__ = ["baffles", "random_obstacles", "smoke", "tank"]
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -113,3 +113,72 @@ def smoke(
         flags[grid.nullspace.labels.reshape(grid.shape) >= 0] = CellType.SOLID
         grid = Grid(flags, spacing=spacing)
     return grid
+
+
+def baffles(shape: Sequence[int], walls: int = 3, opening: int = 2, open_top: bool = True,
+            spacing: float = 1.0) -> Grid:
+    """A tank divided by ``walls`` one-cell-thick baffles, joined only through small openings.
+
+    The baffles stand across axis 0 at ``round((k + 1) n_0 / (walls + 1))``, through the whole
+    height and depth, each with one ``opening``-cell square hole (a slot in 2-D), alternately
+    at the bottom and at the top (a serpentine path), centred along axis 2. With
+    ``open_top`` the top layer of the *last* compartment only is AIR (the outlet): every other
+    compartment reaches the air through the openings alone, so the pressure couples across the
+    tank through a few cells, which a coarse grid that does not see the baffles misses (issue
+    16's thin-wall case).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Grid size, 2-D or 3-D, each axis >= 4; axis 0 needs room for the compartments
+        (``shape[0] >= 2 walls + 1``).
+    walls : int, default 3
+        Number of baffles (>= 1).
+    opening : int, default 2
+        Side of each hole in cells (``1 <= opening <= shape[1] - 2``).
+    open_top : bool, default True
+        AIR on the top layer of the last compartment (SPD); ``False``: a closed box.
+    spacing : float
+        Cell size.
+
+    Returns
+    -------
+    Grid
+
+    Examples
+    --------
+    >>> from dcdm.problems import scenes
+    >>> g = scenes.baffles((16, 8), walls=3, opening=1)
+    >>> print("\\n".join("|" + "".join(".#~"[c] for c in row) for row in g.flags.T[::-1]))
+    |....#.......#~~~
+    |....#...#...#...
+    |....#...#...#...
+    |....#...#...#...
+    |....#...#...#...
+    |....#...#...#...
+    |....#...#...#...
+    |........#.......
+    """
+    shape = _check_shape(shape)
+    for name, value, low in (("walls", walls, 1), ("opening", opening, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if shape[0] < 2 * walls + 1:
+        raise ValueError(f"shape[0] = {shape[0]} leaves no room for {walls} walls between "
+                         f"compartments; it must be >= {2 * walls + 1}")
+    if opening > shape[1] - 2 or (len(shape) == 3 and opening > shape[2]):
+        raise ValueError(f"opening must fit the wall: at most {shape[1] - 2} cells, got "
+                         f"{opening}")
+    flags = np.full(shape, CellType.FLUID, dtype=np.int8)
+    positions = [round((k + 1) * shape[0] / (walls + 1)) for k in range(walls)]
+    for k, i in enumerate(positions):
+        flags[i] = CellType.SOLID
+        rows = slice(0, opening) if k % 2 == 0 else slice(shape[1] - opening, shape[1])
+        if len(shape) == 2:
+            flags[i, rows] = CellType.FLUID
+        else:
+            start = (shape[2] - opening) // 2
+            flags[i, rows, start:start + opening] = CellType.FLUID
+    if open_top:
+        flags[positions[-1] + 1:, -1, ...] = CellType.AIR
+    return Grid(flags, spacing=spacing)

@@ -188,3 +188,46 @@ def test_smoke_rejects_bad_obstacles(obstacles):
 def test_smoke_rejects_bad_spacing():
     with pytest.raises(ValueError, match="spacing must be a positive finite number"):
         scenes.smoke((8, 8), spacing=-1.0)
+
+
+@pytest.mark.parametrize("shape", [(24, 12), (20, 10, 8)])
+def test_baffles_compartments_meet_only_through_the_openings(shape):
+    g = scenes.baffles(shape, walls=3, opening=2)
+    assert not g.is_singular  # the outlet grounds every compartment through the openings
+    flags = np.array(g.flags)
+    walls = [i for i in range(shape[0]) if (flags[i] == CellType.SOLID).any()]
+    assert walls == [round((k + 1) * shape[0] / 4) for k in range(3)]
+    holes = [int((flags[i] == CellType.FLUID).sum()) for i in walls]
+    assert holes == [2 if len(shape) == 2 else 4] * 3
+    air = np.argwhere(flags == CellType.AIR)
+    assert air[:, 0].min() == walls[-1] + 1 and (air[:, 1] == shape[1] - 1).all()
+    # sealing the holes cuts every compartment but the last from the air: singular
+    sealed = flags.copy()
+    for i in walls:
+        sealed[i] = CellType.SOLID
+    grid = Grid(sealed)
+    assert grid.is_singular and grid.nullspace.labels.max() == 2  # three closed compartments
+
+
+def test_baffles_closed_is_singular_and_bad_input():
+    assert scenes.baffles((12, 8), walls=2, open_top=False).is_singular
+    with pytest.raises(ValueError, match="walls must be an integer >= 1"):
+        scenes.baffles((12, 8), walls=0)
+    with pytest.raises(ValueError, match="opening must be an integer >= 1"):
+        scenes.baffles((12, 8), opening=True)
+    with pytest.raises(ValueError, match="no room for 7 walls"):
+        scenes.baffles((12, 8), walls=7)
+    with pytest.raises(ValueError, match="opening must fit the wall: at most 6 cells"):
+        scenes.baffles((12, 8), opening=7)
+
+
+def test_baffles_mg_pcg_reaches_the_true_tolerance():
+    """The thin-wall scene is hard for the flag-coarsened multigrid (issue 16), never wrong."""
+    import dcdm
+    from dcdm.problems import rhs
+
+    g = scenes.baffles((32, 32, 32), walls=3, opening=2)
+    A, b = g.laplacian(), rhs.random(g, seed=0)
+    res = dcdm.solve(A, b, method="cg", M="mg", rtol=1e-8, maxiter=2000)
+    true = np.linalg.norm(b - A.matvec(res.x))
+    assert res.converged and true <= 1e-8 * np.linalg.norm(b)
