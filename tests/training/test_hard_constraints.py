@@ -250,8 +250,9 @@ def test_layer_trains_a_network():
 
 
 def test_layer_bad_input():
-    with pytest.raises(ValueError, match="points must be a positive integer"):
-        HardConstraint(SorptionConstraint(), 0)
+    for bad in (0, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="points must be a positive integer"):
+            HardConstraint(SorptionConstraint(), bad)
     layer = HardConstraint(SorptionConstraint(), 4)
     with pytest.raises(ValueError, match="basis must be \\(batch, N, n0, n1\\)"):
         layer(torch.ones(2, 3, 4, dtype=F64), _u0())

@@ -23,6 +23,7 @@ one problem's residual from them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Protocol
 
 import torch
@@ -138,8 +139,8 @@ class HardConstraint(nn.Module):
                  partition: Partition | None = None, tol: float = 1e-6, maxiter: int = 50,
                  damping: float = 1e-3, generator: torch.Generator | None = None):
         super().__init__()
-        if int(points) != points or points < 1:
-            raise ValueError(f"points must be a positive integer, got {points}")
+        if isinstance(points, bool) or not isinstance(points, Integral) or points < 1:
+            raise ValueError(f"points must be a positive integer, got {points!r}")
         self.problem = problem
         self.points = int(points)
         self.partition = partition if partition is not None else Partition((1, 1))
@@ -147,6 +148,8 @@ class HardConstraint(nn.Module):
         self.generator = generator
 
     def forward(self, basis: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """``(u, info)`` for ``basis`` ``(B, N, n0, n1)`` and the problem's ``cond`` (e.g. the
+        initial conditions ``(B, n1)``); ``u`` is ``(B, n0, n1)`` (see the class notes)."""
         if basis.ndim != 4:
             raise ValueError(f"basis must be (batch, N, n0, n1), got {tuple(basis.shape)}")
         B, N, n0, n1 = basis.shape
