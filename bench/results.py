@@ -28,6 +28,8 @@ PROBLEM_TITLES = {
     ("poisson", 2): "Dirichlet Poisson square (2-D)",
     ("smoke", 3): "Smoke tank, 8 obstacles (3-D)",
     ("smoke", 2): "Smoke tank, 8 obstacles (2-D)",
+    ("baffles", 3): "Baffle tank, 3 one-cell walls with 2 x 2 openings (3-D)",
+    ("baffles", 2): "Baffle tank, 3 one-cell walls with 2-cell openings (2-D)",
 }
 
 

@@ -21,7 +21,7 @@ from . import rhs as _rhs
 from . import scenes
 from .grid import CellType, Grid, GridLaplacian
 
-__all__ = ["PROBLEMS", "build", "poisson", "smoke"]
+__all__ = ["PROBLEMS", "baffles", "build", "poisson", "smoke"]
 
 
 def _rhs_for(A: GridLaplacian, kind: str, seed) -> np.ndarray:
@@ -52,7 +52,18 @@ def smoke(shape: Sequence[int], *, obstacles: int = 8, open_top: bool = True,
     return A, _rhs_for(A, rhs, seed)
 
 
+def baffles(shape: Sequence[int], *, walls: int = 3, opening: int = 2, open_top: bool = True,
+            rhs: str = "random", seed: int | None = 0,
+            dtype=np.float64) -> tuple[GridLaplacian, np.ndarray]:
+    """The thin-wall tank of :func:`dcdm.problems.scenes.baffles` with a right-hand side."""
+    g = scenes.baffles(shape, walls=walls, opening=opening, open_top=open_top)
+    A = g.laplacian(dtype)
+    return A, _rhs_for(A, rhs, seed)
+
+
 PROBLEMS = {
+    "baffles2d": lambda n, **kw: baffles((n, n), **kw),
+    "baffles3d": lambda n, **kw: baffles((n, n, n), **kw),
     "poisson2d": lambda n, **kw: poisson((n, n), **kw),
     "poisson3d": lambda n, **kw: poisson((n, n, n), **kw),
     "smoke2d": lambda n, **kw: smoke((n, n), **kw),

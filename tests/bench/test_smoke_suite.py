@@ -49,7 +49,8 @@ def test_smoke_sized_suite_runs_and_reports(tmp_path, root):
         assert b["stats"]["median"] > 0
     solves = [b["extra_info"] for b in benches if b["name"].startswith("test_solve[")]
     assert {(s["problem"], s["dim"], s["n"]) for s in solves} == {
-        ("smoke", 3, 32), ("poisson", 3, 32), ("smoke", 2, 256), ("poisson", 2, 256)}
+        (problem, dim, n) for problem in ("smoke", "poisson", "baffles")
+        for dim, n in ((3, 32), (2, 256))}
     labels = {s["label"] for s in solves}
     assert {"cg+mg", "cg+mic0", "cg+ic0", "cg+amg", "cg+rbgs", "cg+jacobi", "cg", "fcg+mg",
             "scipy-cg", "pyamg-sa", "scipy-cg+pyamg-sa"} <= labels
