@@ -19,6 +19,11 @@ weights, inference
 differentiable
     :func:`sparse_solve`: ``x = A^{-1} b`` for a torch sparse SPD ``A`` under autograd
     (gradients for ``b`` and ``A``'s values by one adjoint CG solve).
+constraints
+    Hard-constraint layers (Levenberg-Marquardt with an implicit-function backward, PI-HC and
+    its mixture of experts, the pressure projection as a layer).
+atomic
+    Crash-safe writes of weights, metas and cached data sets.
 
 Importing this package does not import torch; the names below load their
 module (and torch) on first use. The functions ``train`` and ``validate`` share

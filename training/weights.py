@@ -38,7 +38,6 @@ import datetime
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +47,7 @@ import torch
 from dcdm._version import __version__
 from dcdm.kernels.optional import require
 
+from .atomic import fsync_dir, write_atomically
 from .model import DCDMNet, ModelConfig
 
 if TYPE_CHECKING:
@@ -109,37 +109,6 @@ def _meta_path(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the renames in ``folder`` durable before the next write (POSIX; a no-op where
-    folders cannot be opened, e.g. on Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_tensors(path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
     """Write ``tensors`` to ``path`` (.safetensors) and ``meta`` (+ checksum) beside it.
 
@@ -151,8 +120,8 @@ def write_tensors(path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, 
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     data = save(flat, metadata={"format": "pt", "dcdm_schema": str(SCHEMA_VERSION)})
     full = {"schema_version": SCHEMA_VERSION, **meta, "sha256": hashlib.sha256(data).hexdigest()}
-    _atomic_write(path, data)
-    _atomic_write(_meta_path(path), (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
+    write_atomically(path, data)
+    write_atomically(_meta_path(path), (json.dumps(full, indent=2, sort_keys=True) + "\n").encode())
     return path
 
 
@@ -181,7 +150,7 @@ def finish_interrupted_write(path) -> bool:
             continue
         if isinstance(meta, dict) and meta.get("sha256") == digest:
             os.replace(tmp, mpath)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             return True
     return False
 

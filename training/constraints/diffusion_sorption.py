@@ -45,11 +45,11 @@ Examples
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import numbers
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -58,6 +58,8 @@ import scipy.sparse as sp
 from scipy.integrate import solve_ivp
 
 from dcdm.kernels.optional import maybe
+
+from ..atomic import write_atomically
 
 __all__ = [  # noqa: RUF022 (constants first, then functions)
     "D", "EPS", "K_F", "NX_MAX", "N_F", "POROSITY", "RHO_S", "T_END",
@@ -418,16 +420,7 @@ def load_or_make_dataset(path: str | os.PathLike, n: int, *, nx: int = 256, nt: 
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             log.warning("cannot read %s (%s): regenerating", path, exc)
     data = make_dataset(n, nx=nx, nt=nt, seed=seed, blend=blend, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, meta=meta, **data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=meta, **data)
+    write_atomically(path, buffer.getvalue())
     return data
