@@ -1,36 +1,23 @@
 """The report's differentiable-solve section (bench/report_differentiable.py) on synthetic
 records, and the diffusion-sorption study (bench/hard_constraints.py) at a tiny size."""
 
-import json
-
 import pytest
 
-from bench import report
-from bench.results import load
 
+def test_differentiable_section(bench_record, report_of):
+    def bench(key, median, **info):
+        return bench_record("test_differentiable.py", "differentiable", key, median, rounds=3,
+                            **info)
 
-def _bench(key, median, **extra):
-    return {"name": key, "fullname": f"bench/test_differentiable.py::{key}",
-            "stats": {"median": median, "min": median, "max": median, "mean": median,
-                      "stddev": 0.0, "rounds": 3},
-            "extra_info": {"key": key, "kind": "differentiable", "device": "cpu", **extra}}
-
-
-def test_differentiable_section(tmp_path):
     solve = dict(method="sparse_solve", preconditioner="mg", problem="smoke", dim=3, n=64)
     layer = dict(problem="diffusion-sorption", dim=2, n=256, points=1000)
-    data = {"machine_info": {}, "datetime": "2026-12-03T00:00:00", "benchmarks": [
-        _bench("s-f", 0.100, phase="forward", columns=1, iterations=8, **solve),
-        _bench("s-b", 0.080, phase="backward", columns=1, iterations=8, **solve),
-        _bench("l-1f", 0.30, phase="forward", experts=1, method="PI-HC K=1", **layer),
-        _bench("l-4f", 0.20, phase="forward", experts=4, method="PI-HC K=4", **layer),
-        _bench("l-1b", 0.60, phase="forward+backward", experts=1, method="PI-HC K=1", **layer),
-        _bench("l-4b", 0.90, phase="forward+backward", experts=4, method="PI-HC K=4", **layer)]}
-    path = tmp_path / "run.json"
-    path.write_text(json.dumps(data))
-    out = tmp_path / "REPORT.md"
-    report.write_report(load([path]), out)
-    text = out.read_text()
+    text, _ = report_of([
+        bench("s-f", 0.100, phase="forward", columns=1, iterations=8, **solve),
+        bench("s-b", 0.080, phase="backward", columns=1, iterations=8, **solve),
+        bench("l-1f", 0.30, phase="forward", experts=1, method="PI-HC K=1", **layer),
+        bench("l-4f", 0.20, phase="forward", experts=4, method="PI-HC K=4", **layer),
+        bench("l-1b", 0.60, phase="forward+backward", experts=1, method="PI-HC K=1", **layer),
+        bench("l-4b", 0.90, phase="forward+backward", experts=4, method="PI-HC K=4", **layer)])
     section = text[text.index("## Differentiable solves and hard-constraint layers"):]
     rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| ")]
     solve_row = [c.strip() for c in rows[1]]

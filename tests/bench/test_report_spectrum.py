@@ -1,38 +1,23 @@
 """The report's spectrum section (bench/report_spectrum.py) on synthetic records."""
 
-import json
 
-from bench import report
-from bench.results import load
+def test_spectrum_section(bench_record, report_of):
+    def bench(key, median, **info):
+        return bench_record("test_spectrum.py", "spectrum", key, median, **info)
 
+    def row(M, kappa, predicted, actual, converged=True, extrapolated=False):
+        return bench(f"spectrum-smoke3d-16-{M}", 0.5, method="cg", preconditioner=M,
+                     problem="smoke", dim=3, n=16, iterations=actual, lowest=1.0 / kappa,
+                     highest=1.0, kappa=kappa, extremes_converged=converged,
+                     kappa_from_solve=kappa, predicted=predicted, predicted_generic=predicted,
+                     extrapolated=extrapolated, density_grid=[-2.0, -1.0, 0.0],
+                     density=[0.1, 1.0, 0.5])
 
-def _bench(key, median, **info):
-    return {"name": key, "fullname": f"bench/test_spectrum.py::{key}",
-            "stats": {"median": median, "min": median, "max": median, "mean": median,
-                      "stddev": 0.0, "rounds": 1},
-            "extra_info": {"key": key, "kind": "spectrum", "device": "cpu", **info}}
-
-
-def _row(M, kappa, predicted, actual, converged=True, extrapolated=False):
-    return _bench(f"spectrum-smoke3d-16-{M}", 0.5, method="cg", preconditioner=M,
-                  problem="smoke", dim=3, n=16, iterations=actual, lowest=1.0 / kappa,
-                  highest=1.0, kappa=kappa, extremes_converged=converged,
-                  kappa_from_solve=kappa, predicted=predicted, predicted_generic=predicted,
-                  extrapolated=extrapolated, density_grid=[-2.0, -1.0, 0.0],
-                  density=[0.1, 1.0, 0.5])
-
-
-def test_spectrum_section(tmp_path):
-    data = {"machine_info": {}, "datetime": "2026-12-03T00:00:00", "benchmarks": [
-        _row("mg", 1.5, 6, 6), _row("jacobi", 4000.0, 300, 210, converged=False,
-                                    extrapolated=True),
-        _bench("slq-mg-smoke3d-16", 0.22, method="slq", preconditioner="mg", problem="smoke",
-               dim=3, n=16, slq_steps=30, slq_probes=4, bare_loop_s=0.2)]}
-    path = tmp_path / "run.json"
-    path.write_text(json.dumps(data))
-    out = tmp_path / "REPORT.md"
-    info = report.write_report(load([path]), out)
-    text = out.read_text()
+    text, info = report_of([
+        row("mg", 1.5, 6, 6), row("jacobi", 4000.0, 300, 210, converged=False,
+                                  extrapolated=True),
+        bench("slq-mg-smoke3d-16", 0.22, method="slq", preconditioner="mg", problem="smoke",
+              dim=3, n=16, slq_steps=30, slq_probes=4, bare_loop_s=0.2)])
     section = text[text.index("## Spectra of the preconditioned operators"):]
     table = section[section.index("### Smoke tank 16^3"):]
     lines = [line for line in table.splitlines() if line.startswith("| `")]
