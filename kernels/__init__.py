@@ -53,15 +53,16 @@ import numpy as np
 from . import arrays, reference
 from .optional import maybe, require
 
-__all__ = ["available_backends", "axpy", "cg_update", "dot", "laplacian_matvec",
+__all__ = ["available_backends", "axpy", "cg_update", "coef_matvec", "dot", "laplacian_matvec",
     "laplacian_matvec_fluid", "mg_backend", "select", "xpby"]
 
 _MODULES = {"numpy": "dcdm.kernels.reference", "numba": "dcdm.kernels.cpu",
             "xp": "dcdm.kernels.xp", "cuda": "dcdm.kernels.cuda_kernels"}
 #: the functions of the vector/stencil and of the multigrid kernel sets
-_VECTOR_FUNCS = ("laplacian_matvec", "laplacian_matvec_fluid", "cg_update", "xpby", "dot",
-                 "axpy")
-_MG_FUNCS = ("rbgs_sweep", "residual_restrict", "prolong_add", "rbgs_cells")
+_VECTOR_FUNCS = ("laplacian_matvec", "laplacian_matvec_fluid", "coef_matvec", "cg_update",
+                 "xpby", "dot", "axpy")
+_MG_FUNCS = ("rbgs_sweep", "residual_restrict", "prolong_add", "rbgs_cells", "coef_rbgs_sweep",
+             "coef_residual_restrict", "coef_rbgs_cells")
 
 
 @functools.cache
@@ -128,7 +129,8 @@ def _torch_adapter(fn, returns: int | None):
 
 
 #: which argument each kernel returns (its output), for the torch adapter
-_RETURNS = {"laplacian_matvec": 2, "laplacian_matvec_fluid": 2, "xpby": 2, "axpy": 2}
+_RETURNS = {"laplacian_matvec": 2, "laplacian_matvec_fluid": 2, "coef_matvec": 3, "xpby": 2,
+            "axpy": 2}
 
 
 @functools.cache
@@ -205,6 +207,11 @@ def laplacian_matvec(fp, x, out, scale: float, backend: str | None = None):
 def laplacian_matvec_fluid(code, x, out, scale: float, backend: str | None = None):
     """``out = L x`` for ``x`` zero off FLUID cells (see :mod:`.reference`); faster."""
     return select(x, backend).laplacian_matvec_fluid(code, x, out, scale)
+
+
+def coef_matvec(diag, couplings, x, out, scale: float, backend: str | None = None):
+    """``out = L x`` for a coefficient stencil (face weights; see :mod:`.reference`)."""
+    return select(x, backend).coef_matvec(diag, couplings, x, out, scale)
 
 
 def cg_update(x, r, p, Ap, alpha: float, backend: str | None = None) -> float:

@@ -23,6 +23,10 @@ from .stencil import stencil_code
 __all__ = [
     "axpy",
     "cg_update",
+    "coef_matvec",
+    "coef_rbgs_cells",
+    "coef_rbgs_sweep",
+    "coef_residual_restrict",
     "dot",
     "laplacian_diagonal",
     "laplacian_matvec",
@@ -193,3 +197,60 @@ def coarse_solve(kind: str, F, b, x) -> None:
         x[...] = sla.cho_solve((F, True), b)
     else:
         x[...] = F @ b
+
+
+# -- coefficient stencils (face weights, Galerkin coarse levels; see kernels.stencil) ----------
+
+
+def _coupled_sum(couplings, x: np.ndarray) -> np.ndarray:
+    """``sum_n K_{cn} x_n`` for every cell: each axis' couplings link ``c`` and ``c + e_a``."""
+    acc = np.zeros_like(x)
+    for axis, k in enumerate(couplings):
+        lo = (slice(None),) * axis + (slice(0, x.shape[axis] - 1),)
+        hi = (slice(None),) * axis + (slice(1, None),)
+        acc[lo] += k[lo] * x[hi]
+        acc[hi] += k[lo] * x[lo]
+    return acc
+
+
+def coef_matvec(diag, couplings, x, out, scale: float):
+    """``out = L x`` for a coefficient stencil: ``scale * (diag x_c - sum_n K_cn x_n)`` where
+    ``diag >= 0``, ``x_c`` (an identity row) where ``diag < 0``. Exact for any ``x`` (the
+    couplings of non-FLUID cells are zero). ``couplings`` has one array per axis of ``x``."""
+    val = x.dtype.type(scale) * (diag * x - _coupled_sum(couplings, x))
+    out[...] = np.where(diag < 0, x, val)
+    return out
+
+
+def coef_rbgs_sweep(diag, couplings, x, b, scale: float, color: int) -> None:
+    """One Gauss-Seidel half-sweep of ``L x = b`` (a coefficient stencil) over the cells with
+    ``(sum of indices) % 2 == color`` and ``diag > 0``; as :func:`rbgs_sweep`."""
+    idx = np.indices(x.shape).sum(axis=0) % 2 == color
+    upd = idx & (diag > 0)
+    s = _coupled_sum(couplings, x)
+    x[upd] = (b[upd] / x.dtype.type(scale) + s[upd]) / diag[upd]
+
+
+def coef_rbgs_cells(diag, couplings, x, b, scale: float, cells) -> None:
+    """Gauss-Seidel update of the listed cells (one colour), as :func:`rbgs_cells`."""
+    ii, jj, kk = cells
+    s = _coupled_sum(couplings, x)[ii, jj, kk]
+    d = diag[ii, jj, kk]
+    upd = d > 0
+    val = (b[ii, jj, kk] / x.dtype.type(scale) + s) / np.where(upd, d, 1)
+    x[ii[upd], jj[upd], kk[upd]] = val[upd]
+
+
+def coef_residual_restrict(diag_f, couplings_f, x_f, b_f, scale_f: float, diag_c, b_c, factors,
+                           weight: float, work=None) -> None:
+    """``b_c = weight * sum over children of (b_f - L_f x_f)`` where ``diag_c >= 0``, else 0;
+    as :func:`residual_restrict` (``x_f`` and ``b_f`` vanish where ``diag_f < 0``)."""
+    r = np.empty_like(x_f)
+    coef_matvec(diag_f, couplings_f, x_f, r, scale_f)
+    r = np.where(diag_f >= 0, b_f - r, 0)
+    padded_shape = tuple(f * n for f, n in zip(factors, b_c.shape, strict=True))
+    rp = np.zeros(padded_shape, dtype=r.dtype)
+    rp[tuple(slice(0, n) for n in r.shape)] = r
+    blocks = rp.reshape(b_c.shape[0], factors[0], b_c.shape[1], factors[1], b_c.shape[2],
+                        factors[2]).sum(axis=(1, 3, 5))
+    b_c[...] = np.where(diag_c >= 0, weight * blocks, 0)
