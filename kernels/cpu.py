@@ -20,7 +20,8 @@ import numpy as np
 from ._jit import kernel
 from .codes import FLUID, SOLID
 
-__all__ = ["axpy", "cg_update", "dot", "laplacian_matvec", "laplacian_matvec_fluid", "xpby"]
+__all__ = ["axpy", "cg_update", "coef_matvec", "dot", "laplacian_matvec",
+           "laplacian_matvec_fluid", "xpby"]
 
 
 
@@ -191,6 +192,86 @@ def laplacian_matvec_fluid(code: np.ndarray, x: np.ndarray, out: np.ndarray,
                            scale: float) -> np.ndarray:
     """Numba version of :func:`dcdm.kernels.reference.laplacian_matvec_fluid`."""
     return _by_ndim(_fluid_matvec3, _fluid_matvec2, code, x, out, scale)
+
+
+# -- coefficient stencils (face weights; kernels.stencil's coefficient form) ----------------
+
+
+@nb.njit(inline="always")
+def coupled_sum3(k0, k1, k2, x, i, j, k):
+    """``sum_n K_cn x_n`` at cell (i, j, k) of a 3-D coefficient stencil, bounds-checked."""
+    n0, n1, n2 = x.shape
+    s = 0.0 * x[i, j, k]
+    if i > 0:
+        s += k0[i - 1, j, k] * x[i - 1, j, k]
+    if i < n0 - 1:
+        s += k0[i, j, k] * x[i + 1, j, k]
+    if j > 0:
+        s += k1[i, j - 1, k] * x[i, j - 1, k]
+    if j < n1 - 1:
+        s += k1[i, j, k] * x[i, j + 1, k]
+    if k > 0:
+        s += k2[i, j, k - 1] * x[i, j, k - 1]
+    if k < n2 - 1:
+        s += k2[i, j, k] * x[i, j, k + 1]
+    return s
+
+
+@nb.njit(inline="always")
+def coupled_sum3_interior(k0, k1, k2, x, i, j, k):
+    """:func:`coupled_sum3` for a cell off every face of the array (no tests: vectorises)."""
+    return (k0[i - 1, j, k] * x[i - 1, j, k] + k0[i, j, k] * x[i + 1, j, k]
+            + k1[i, j - 1, k] * x[i, j - 1, k] + k1[i, j, k] * x[i, j + 1, k]
+            + k2[i, j, k - 1] * x[i, j, k - 1] + k2[i, j, k] * x[i, j, k + 1])
+
+
+@kernel
+def _coef_matvec3(diag, k0, k1, k2, x, out, scale):
+    n0, n1, n2 = x.shape
+    for i in nb.prange(n0):
+        for j in range(n1):
+            if i == 0 or j == 0 or i == n0 - 1 or j == n1 - 1 or n2 < 3:
+                for k in range(n2):
+                    d = diag[i, j, k]
+                    s = coupled_sum3(k0, k1, k2, x, i, j, k)
+                    out[i, j, k] = scale * (d * x[i, j, k] - s) if d >= 0 else x[i, j, k]
+                continue
+            for k in (0, n2 - 1):
+                d = diag[i, j, k]
+                s = coupled_sum3(k0, k1, k2, x, i, j, k)
+                out[i, j, k] = scale * (d * x[i, j, k] - s) if d >= 0 else x[i, j, k]
+            for k in range(1, n2 - 1):
+                d = diag[i, j, k]
+                v = scale * (d * x[i, j, k] - coupled_sum3_interior(k0, k1, k2, x, i, j, k))
+                out[i, j, k] = v if d >= 0 else x[i, j, k]
+
+
+@kernel
+def _coef_matvec2(diag, k0, k1, x, out, scale):
+    n0, n1 = x.shape
+    for i in nb.prange(n0):
+        for j in range(n1):
+            s = 0.0 * x[i, j]
+            if i > 0:
+                s += k0[i - 1, j] * x[i - 1, j]
+            if i < n0 - 1:
+                s += k0[i, j] * x[i + 1, j]
+            if j > 0:
+                s += k1[i, j - 1] * x[i, j - 1]
+            if j < n1 - 1:
+                s += k1[i, j] * x[i, j + 1]
+            d = diag[i, j]
+            out[i, j] = scale * (d * x[i, j] - s) if d >= 0 else x[i, j]
+
+
+def coef_matvec(diag, couplings, x, out, scale: float):
+    """Numba version of :func:`dcdm.kernels.reference.coef_matvec`."""
+    sc = x.dtype.type(scale)
+    if x.ndim == 3:
+        _coef_matvec3(x.size)(diag, *couplings, x, out, sc)
+    else:
+        _coef_matvec2(x.size)(diag, *couplings, x, out, sc)
+    return out
 
 
 @kernel

@@ -12,8 +12,10 @@ import numba as nb
 import numpy as np
 
 from ._jit import kernel
+from .cpu import coef_matvec, coupled_sum3, coupled_sum3_interior
 
-__all__ = ["coarse_solve", "prolong_add", "rbgs_cells", "rbgs_sweep", "residual_restrict"]
+__all__ = ["coarse_solve", "coef_rbgs_cells", "coef_rbgs_sweep", "coef_residual_restrict",
+           "prolong_add", "rbgs_cells", "rbgs_sweep", "residual_restrict"]
 
 
 
@@ -157,6 +159,58 @@ def _prolong_add(x_c, code_f, x_f, s0, s1, s2):
 def prolong_add(x_c, code_f, x_f, factors) -> None:
     """Numba version of :func:`dcdm.kernels.reference.prolong_add`."""
     _prolong_add(x_f.size)(x_c, code_f, x_f, *(int(f == 2) for f in factors))
+
+
+# -- coefficient stencils (face weights and the Galerkin coarse levels) ------------------------
+
+
+@kernel
+def _coef_rbgs(diag, k0, k1, k2, x, b, h2, color):
+    n0, n1, n2 = x.shape
+    for i in nb.prange(n0):
+        for j in range(n1):
+            k0_ = (i + j + color) & 1
+            interior = 0 < i < n0 - 1 and 0 < j < n1 - 1
+            for k in range(k0_, n2, 2):
+                d = diag[i, j, k]
+                if d <= 0:
+                    continue
+                if interior and 0 < k < n2 - 1:
+                    s = coupled_sum3_interior(k0, k1, k2, x, i, j, k)
+                else:
+                    s = coupled_sum3(k0, k1, k2, x, i, j, k)
+                x[i, j, k] = (b[i, j, k] * h2 + s) / d
+
+
+def coef_rbgs_sweep(diag, couplings, x, b, scale: float, color: int) -> None:
+    """Numba version of :func:`dcdm.kernels.reference.coef_rbgs_sweep`."""
+    _coef_rbgs(x.size)(diag, *couplings, x, b, x.dtype.type(1.0 / scale), color)
+
+
+@kernel
+def _coef_rbgs_cells(diag, k0, k1, k2, x, b, h2, ii, jj, kk):
+    for t in nb.prange(ii.shape[0]):
+        i, j, k = ii[t], jj[t], kk[t]
+        d = diag[i, j, k]
+        if d <= 0:
+            continue
+        x[i, j, k] = (b[i, j, k] * h2 + coupled_sum3(k0, k1, k2, x, i, j, k)) / d
+
+
+def coef_rbgs_cells(diag, couplings, x, b, scale: float, cells) -> None:
+    """Gauss-Seidel update of the listed cells (one colour) of a coefficient stencil."""
+    ii, jj, kk = cells
+    _coef_rbgs_cells(max(ii.size * 64, 1))(diag, *couplings, x, b, x.dtype.type(1.0 / scale),
+                                           ii, jj, kk)
+
+
+def coef_residual_restrict(diag_f, couplings_f, x_f, b_f, scale_f: float, diag_c, b_c, factors,
+                           weight: float, work=None) -> None:
+    """Numba version of :func:`dcdm.kernels.reference.coef_residual_restrict`."""
+    r = np.empty_like(x_f) if work is None else work
+    coef_matvec(diag_f, couplings_f, x_f, r, scale_f)  # x_f and b_f vanish where diag_f < 0
+    _subtract_from(r.size)(b_f.reshape(-1), r.reshape(-1))
+    _restrict(b_c.size)(r, diag_c, b_c, *factors, r.dtype.type(weight))
 
 
 @nb.njit(cache=True, nogil=True)

@@ -4,12 +4,14 @@ Each function has the name, signature and result of its namesake in
 :mod:`dcdm.kernels.cpu` / :mod:`dcdm.kernels.cpu_mg` and computes what
 :mod:`dcdm.kernels.reference` computes (the tests use the reference as the oracle);
 the arrays are C-contiguous CuPy arrays on the current device and every kernel runs
-on the current stream. Reductions (:func:`cg_update`, :func:`dot`) accumulate in
-float64, finish on the device in the same launch, deterministically, and bring only
-the scalar to the host. The multigrid kernels take 3-D arrays (a 2-D grid as
-``n0 x n1 x 1``, or 2-D arrays) and coarsening factors of 1 or 2 per axis. Results
-agree with the reference to rounding (fused multiply-adds, summation order); float32
-denormals flush to zero (``-ftz=true``, as CuPy compiles).
+on the current stream. The ``coef_*`` kernels take the operator in coefficient form
+(``diag`` and one coupling array per axis, in ``x``'s dtype; see
+:func:`dcdm.kernels.stencil.face_coefficients`). Reductions (:func:`cg_update`,
+:func:`dot`) accumulate in float64, finish on the device in the same launch,
+deterministically, and bring only the scalar to the host. The multigrid kernels take 3-D
+arrays (a 2-D grid as ``n0 x n1 x 1``, or 2-D arrays) and coarsening factors of 1 or 2 per
+axis. Results agree with the reference to rounding (fused multiply-adds, summation order);
+float32 denormals flush to zero (``-ftz=true``, as CuPy compiles).
 
 The compiled kernels come from :mod:`dcdm.kernels.cuda_loader` (ahead-of-time fatbins or
 NVRTC; see there); :func:`available` is the loader's, re-exported for the dispatch in
@@ -34,7 +36,8 @@ import numpy as np
 from .cuda_loader import SUFFIXES, available, get_kernel, require_device
 
 # the kernel set of dcdm.kernels.cpu / cpu_mg / xp, and the loader's check for the dispatch
-__all__ = ["available", "axpy", "cg_update", "dot", "laplacian_matvec", "laplacian_matvec_fluid",
+__all__ = ["available", "axpy", "cg_update", "coef_matvec", "coef_rbgs_cells", "coef_rbgs_sweep",
+           "coef_residual_restrict", "dot", "laplacian_matvec", "laplacian_matvec_fluid",
            "prolong_add", "rbgs_cells", "rbgs_sweep", "residual_restrict", "xpby"]
 
 BLOCK = 256  # DCDM_BLOCK in common.cuh
@@ -271,17 +274,23 @@ def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, we
 
 
 def prolong_add(x_c, code_f, x_f, factors) -> None:
-    """CUDA version of :func:`dcdm.kernels.reference.prolong_add` (``x_f += P x_c``)."""
+    """CUDA version of :func:`dcdm.kernels.reference.prolong_add` (``x_f += P x_c``);
+    ``code_f`` the int8 stencil code or a coefficient stencil's ``diag`` (``x_f``'s dtype)."""
     cp = require_device()
     _arrays(cp, x_f, x_f=x_f)
     _arrays(cp, x_c, x_c=x_c)
     if x_c.dtype != x_f.dtype:
         raise ValueError(f"x_c has dtype {x_c.dtype}, x_f {x_f.dtype}; they must match")
-    _codes(cp, x_f.shape, code_f=code_f)
+    coef = getattr(code_f, "dtype", None) != np.int8  # a coefficient stencil's diag
+    if coef:
+        _arrays(cp, x_f, code_f=code_f)
+    else:
+        _codes(cp, x_f.shape, code_f=code_f)
     (n0, n1, n2), (_, N1, N2), shifts = _mg_dims(x_f.shape, x_c.shape, factors)
     if x_f.size == 0:
         return
-    get_kernel(cp, "prolong3", x_f)(_grid(n1 * n2, n0), (BLOCK,),
+    name = "coef_prolong3" if coef else "prolong3"
+    get_kernel(cp, name, x_f)(_grid(n1 * n2, n0), (BLOCK,),
                                     (x_c, code_f, x_f, np.int64(n0), np.uint32(n1), np.uint32(n2),
                                      np.uint32(N1), np.uint32(N2),
                                      *(np.int32(s) for s in shifts)))
@@ -296,13 +305,7 @@ def rbgs_cells(code, x, b, scale: float, cells, shift=None) -> None:
     if x.ndim != 3:
         raise ValueError(f"x must be a 3-D grid-shaped array, got shape {x.shape}")
     suffix, extra = _shift_args(cp, x, shift)
-    if len(cells) != 3:
-        raise ValueError(f"cells must be three index arrays (ii, jj, kk), got {len(cells)}")
-    for name, a in zip(("ii", "jj", "kk"), cells, strict=True):
-        if (not isinstance(a, cp.ndarray) or a.dtype != np.int64 or a.ndim != 1
-                or a.shape != cells[0].shape):
-            raise TypeError(f"cells ({name}) must be 1-D int64 CuPy arrays of one length")
-    m = cells[0].size
+    m = _check_cells(cp, cells)
     if m == 0:
         return
     n0, n1, n2 = x.shape
@@ -310,3 +313,103 @@ def rbgs_cells(code, x, b, scale: float, cells, shift=None) -> None:
                                      (code, *extra, x, b, x.dtype.type(1.0 / scale),
                                       *(cp.ascontiguousarray(a) for a in cells), np.int64(m),
                                       np.int64(n0), np.uint32(n1), np.uint32(n2)))
+
+
+def _check_cells(cp: ModuleType, cells) -> int:
+    """Check a cell list ``(ii, jj, kk)`` of 1-D int64 CuPy arrays; return its length."""
+    if len(cells) != 3:
+        raise ValueError(f"cells must be three index arrays (ii, jj, kk), got {len(cells)}")
+    for name, a in zip(("ii", "jj", "kk"), cells, strict=True):
+        if (not isinstance(a, cp.ndarray) or a.dtype != np.int64 or a.ndim != 1
+                or a.shape != cells[0].shape):
+            raise TypeError(f"cells ({name}) must be 1-D int64 CuPy arrays of one length")
+    return cells[0].size
+
+
+# -- coefficient stencils (face weights, Galerkin coarse levels) ------------------------------
+
+
+def _coef_args(cp: ModuleType, x, diag, couplings, perm) -> tuple:
+    """``(diag, k0, k1, k2)`` for the kernels, checked against ``x``: the couplings permuted
+    like the dimensions (``perm`` of :func:`_as3d`); an axis ``x`` lacks (size 1, never
+    read) gets ``diag`` in place of a coupling array."""
+    _arrays(cp, x, diag=diag)
+    if not isinstance(couplings, (tuple, list)) or len(couplings) != x.ndim:
+        got = len(couplings) if isinstance(couplings, (tuple, list)) else type(couplings)
+        raise ValueError(f"couplings must hold one array per axis of x ({x.ndim}), got {got}")
+    _arrays(cp, x, **{f"couplings[{a}]": k for a, k in enumerate(couplings)})
+    ks = (*couplings, *(diag,) * (3 - x.ndim))
+    return (diag, *(ks[a] for a in perm))
+
+
+def _dims(x) -> tuple:
+    """The 3-D kernels' dimensions of ``x`` (2-D or 3-D) and the axis permutation."""
+    if x.ndim not in (2, 3):
+        raise ValueError(f"x must be a 2-D or 3-D grid-shaped array, got shape {x.shape}")
+    return _as3d(x.shape)
+
+
+def coef_matvec(diag, couplings, x, out, scale: float):
+    """CUDA version of :func:`dcdm.kernels.reference.coef_matvec` (2-D or 3-D)."""
+    cp = require_device()
+    _arrays(cp, x, x=x, out=out)
+    (n0, n1, n2), perm = _dims(x)
+    args = _coef_args(cp, x, diag, couplings, perm)
+    if x.size:
+        get_kernel(cp, "coef3", x)(_grid(n1 * n2, n0), (BLOCK,),
+                                   (*args, x, out, np.int64(n0), np.uint32(n1), np.uint32(n2),
+                                    x.dtype.type(scale)))
+    return out
+
+
+def coef_rbgs_sweep(diag, couplings, x, b, scale: float, color: int) -> None:
+    """CUDA version of :func:`dcdm.kernels.reference.coef_rbgs_sweep` (in place on ``x``)."""
+    cp = require_device()
+    _arrays(cp, x, x=x, b=b)
+    if color not in (0, 1):
+        raise ValueError(f"color must be 0 or 1, got {color!r}")
+    (n0, n1, n2), perm = _dims(x)
+    args = _coef_args(cp, x, diag, couplings, perm)
+    if x.size:
+        get_kernel(cp, "coef_rbgs3", x)(_grid(n1 * ((n2 + 1) // 2), n0), (BLOCK,),
+                                        (*args, x, b, x.dtype.type(1.0 / scale), np.int32(color),
+                                         np.int64(n0), np.uint32(n1), np.uint32(n2)))
+
+
+def coef_residual_restrict(diag_f, couplings_f, x_f, b_f, scale_f: float, diag_c, b_c, factors,
+                           weight: float, work=None) -> None:
+    """CUDA version of :func:`dcdm.kernels.reference.coef_residual_restrict` (the fine
+    residual is computed inside the restriction: ``work`` is accepted, unused)."""
+    cp = require_device()
+    _arrays(cp, x_f, x_f=x_f, b_f=b_f)
+    _arrays(cp, b_c, b_c=b_c, diag_c=diag_c)
+    if b_c.dtype != x_f.dtype:
+        raise ValueError(f"b_c has dtype {b_c.dtype}, x_f {x_f.dtype}; they must match")
+    (n0, n1, n2), (N0, N1, N2), shifts = _mg_dims(x_f.shape, b_c.shape, factors)
+    args = _coef_args(cp, x_f, diag_f, couplings_f, _as3d(x_f.shape)[1])
+    if b_c.size == 0:
+        return
+    T = x_f.dtype.type
+    get_kernel(cp, "coef_restrict3", x_f)(
+        _grid(N1 * N2, N0), (BLOCK,),
+        (*args, x_f, b_f, T(scale_f), np.int64(n0), np.uint32(n1), np.uint32(n2), diag_c, b_c,
+         np.int64(N0), np.uint32(N1), np.uint32(N2), *(np.int32(s) for s in shifts), T(weight)))
+
+
+def coef_rbgs_cells(diag, couplings, x, b, scale: float, cells) -> None:
+    """CUDA version of :func:`dcdm.kernels.reference.coef_rbgs_cells` (3-D; ``cells`` as in
+    :func:`rbgs_cells`)."""
+    cp = require_device()
+    _arrays(cp, x, x=x, b=b)
+    if x.ndim != 3:
+        raise ValueError(f"x must be a 3-D grid-shaped array, got shape {x.shape}")
+    args = _coef_args(cp, x, diag, couplings, (0, 1, 2))
+    m = _check_cells(cp, cells)
+    if m == 0:
+        return
+    n0, n1, n2 = x.shape
+    get_kernel(cp, "coef_rbgs_cells3", x)((min(-(-m // BLOCK), 65536),), (BLOCK,),
+                                          (*args, x, b, x.dtype.type(1.0 / scale),
+                                           *(cp.ascontiguousarray(a) for a in cells),
+                                           np.int64(m), np.int64(n0), np.uint32(n1),
+                                           np.uint32(n2)))

@@ -68,10 +68,11 @@ SOURCE_DIR = Path(__file__).resolve().parent / "cuda"
 SOURCES = ("stencil", "vector", "mg")
 """The CUDA modules, one per ``.cu`` file and fatbin."""
 KERNELS = {
-    "stencil": ("laplacian2", "laplacian3", "fluid3"),
+    "stencil": ("laplacian2", "laplacian3", "fluid3", "coef3"),
     "vector": ("cg_update", "dot", "xpby", "axpy"),
     "mg": ("rbgs3", "restrict3", "prolong3", "rbgs_cells3", "rbgs3_shift", "restrict3_shift",
-           "rbgs_cells3_shift"),
+           "rbgs_cells3_shift", "coef_rbgs3", "coef_restrict3", "coef_prolong3",
+           "coef_rbgs_cells3"),
 }
 """The kernels of each module; each exists as ``<name>_f32`` and ``<name>_f64``."""
 SUFFIXES = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}

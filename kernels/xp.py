@@ -10,9 +10,10 @@ arguments (``out``, ``x``, ``r``, ``p``, ``y``) are updated in place, as the
 Krylov loops require. No function here moves data between devices, and none
 synchronises with the host except those that return a Python float.
 
-The stencil arrays (``fp``, ``code``) must live in the namespace and on the
-device of ``x``: :meth:`dcdm.problems.Grid.kernel_arrays` converts them once (the
-edge transfers are :mod:`dcdm.kernels.arrays`).
+The stencil arrays (``fp``, ``code``; ``diag``, ``couplings`` of a coefficient stencil)
+must live in the namespace and on the device of ``x``:
+:meth:`dcdm.problems.Grid.kernel_arrays` and :meth:`dcdm.problems.Grid.coefficients` convert
+them once (the edge transfers are :mod:`dcdm.kernels.arrays`).
 
 Examples
 --------
@@ -33,6 +34,10 @@ from .codes import FLUID, SOLID
 __all__ = [
     "axpy",
     "cg_update",
+    "coef_matvec",
+    "coef_rbgs_cells",
+    "coef_rbgs_sweep",
+    "coef_residual_restrict",
     "dot",
     "laplacian_matvec",
     "laplacian_matvec_fluid",
@@ -47,19 +52,35 @@ __all__ = [
 # -- stencil -----------------------------------------------------------------------------------
 
 
+def _pairs(shape):
+    """Per axis ``a`` with two or more cells: ``(a, lo, hi)``, the slices of the cells ``c``
+    and ``c + e_a`` of every neighbour pair along ``a``."""
+    for axis, n in enumerate(shape):
+        if n < 2:
+            continue
+        lo = [slice(None)] * len(shape)
+        hi = [slice(None)] * len(shape)
+        lo[axis] = slice(0, -1)
+        hi[axis] = slice(1, None)
+        yield axis, tuple(lo), tuple(hi)
+
+
 def _neighbour_sum(xp, x):
     """Sum of the 2*ndim face neighbours of every cell, zero outside the array."""
     acc = xp.zeros_like(x)
-    for axis in range(x.ndim):
-        if x.shape[axis] < 2:
-            continue
-        lo = [slice(None)] * x.ndim
-        hi = [slice(None)] * x.ndim
-        lo[axis] = slice(0, -1)
-        hi[axis] = slice(1, None)
-        lo, hi = tuple(lo), tuple(hi)
+    for _, lo, hi in _pairs(x.shape):
         acc[hi] += x[lo]
         acc[lo] += x[hi]
+    return acc
+
+
+def _coupled_sum(xp, couplings, x):
+    """``sum_n K_cn x_n`` for every cell: ``couplings[a][c]`` links ``c`` and ``c + e_a``."""
+    acc = xp.zeros_like(x)
+    for axis, lo, hi in _pairs(x.shape):
+        k = couplings[axis][lo]
+        acc[lo] += k * x[hi]
+        acc[hi] += k * x[lo]
     return acc
 
 
@@ -98,6 +119,15 @@ def laplacian_matvec_fluid(code, x, out, scale: float):
     d = xp.clip(c, 0, None)
     fluid = xp.astype(code >= 0, x.dtype)
     out[...] = scale * (d * x - fluid * _neighbour_sum(xp, x))
+    return out
+
+
+def coef_matvec(diag, couplings, x, out, scale: float):
+    """``out = L x`` for a coefficient stencil ``(diag, couplings)`` (face weights; 2-D or
+    3-D, any ``x``); see :func:`dcdm.kernels.reference.coef_matvec`."""
+    xp = array_namespace(x)
+    val = scale * (diag * x - _coupled_sum(xp, couplings, x))
+    out[...] = xp.where(diag < 0, x, val)
     return out
 
 
@@ -173,6 +203,11 @@ def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, we
     if shift is not None:
         r += scale_f * xp.astype(shift, x_f.dtype) * x_f
     r[...] = xp.where(code_f >= 0, b_f - r, xp.zeros_like(r))
+    _restrict(xp, r, code_c >= 0, b_c, factors, weight)
+
+
+def _restrict(xp, r, keep, b_c, factors, weight: float) -> None:
+    """``b_c = weight * sum over children of r`` where ``keep``, else 0 (in place)."""
     padded = tuple(f * n for f, n in zip(factors, b_c.shape, strict=True))
     if padded != tuple(r.shape):
         rp = xp.zeros(padded, dtype=r.dtype, device=device(r))
@@ -181,11 +216,12 @@ def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, we
         rp = r
     split = (b_c.shape[0], factors[0], b_c.shape[1], factors[1], b_c.shape[2], factors[2])
     blocks = xp.sum(xp.reshape(rp, split), axis=(1, 3, 5))
-    b_c[...] = xp.where(code_c >= 0, weight * blocks, xp.zeros_like(blocks))
+    b_c[...] = xp.where(keep, weight * blocks, xp.zeros_like(blocks))
 
 
 def prolong_add(x_c, code_f, x_f, factors) -> None:
-    """``x_f += P x_c``: every FLUID fine cell takes its parent's value."""
+    """``x_f += P x_c``: every FLUID fine cell takes its parent's value (``code_f`` the
+    stencil code, or a coefficient stencil's ``diag``: the test is ``code_f >= 0``)."""
     xp = array_namespace(x_f)
     n0, n1, n2 = x_c.shape
     f0, f1, f2 = factors
@@ -220,5 +256,54 @@ def rbgs_cells(code, x, b, scale: float, cells, shift=None) -> None:
     d = _diag(xp, c, None if shift is None else xp.take(xp.reshape(shift, (-1,)), lin),
               x.dtype)
     upd = (c >= 0) & (d > 0)
+    val = (xp.take(xp.reshape(b, (-1,)), lin) / scale + s) / xp.where(upd, d, xp.ones_like(d))
+    xf[lin] = xp.where(upd, val, xp.take(xf, lin))
+
+
+# -- multigrid on coefficient stencils (3-D arrays; see dcdm.kernels.reference) ----------------
+
+
+def coef_rbgs_sweep(diag, couplings, x, b, scale: float, color: int) -> None:
+    """One red-black Gauss-Seidel half-sweep of a coefficient stencil (in place on ``x``);
+    see :func:`dcdm.kernels.reference.coef_rbgs_sweep`."""
+    xp = array_namespace(x)
+    upd = _parity(xp, x, color) & (diag > 0)
+    new = (b / scale + _coupled_sum(xp, couplings, x)) / xp.where(upd, diag, xp.ones_like(diag))
+    x[...] = xp.where(upd, new, x)
+
+
+def coef_residual_restrict(diag_f, couplings_f, x_f, b_f, scale_f: float, diag_c, b_c, factors,
+                           weight: float, work=None) -> None:
+    """``b_c = weight * sum over children of (b_f - L_f x_f)`` where ``diag_c >= 0``, else 0,
+    for a coefficient stencil (see :func:`dcdm.kernels.reference.coef_residual_restrict`)."""
+    xp = array_namespace(x_f)
+    r = xp.empty_like(x_f) if work is None else work
+    coef_matvec(diag_f, couplings_f, x_f, r, scale_f)
+    r[...] = xp.where(diag_f >= 0, b_f - r, xp.zeros_like(r))
+    _restrict(xp, r, diag_c >= 0, b_c, factors, weight)
+
+
+def coef_rbgs_cells(diag, couplings, x, b, scale: float, cells) -> None:
+    """Gauss-Seidel update of the listed cells ``cells = (i, j, k)`` (one colour) of a
+    coefficient stencil; ``O(len(cells))`` gathers, as :func:`rbgs_cells`."""
+    xp = array_namespace(x)
+    ii, jj, kk = cells
+    if ii.shape[0] == 0:
+        return
+    n0, n1, n2 = x.shape
+    strides = (n1 * n2, n2, 1)
+    lin = ii * strides[0] + jj * strides[1] + kk
+    xf = xp.reshape(x, (-1,))
+    s = xp.zeros(ii.shape, dtype=x.dtype, device=device(x))
+    zero = xp.zeros_like(s)
+    for idx, n, stride, k in zip((ii, jj, kk), (n0, n1, n2), strides, couplings, strict=True):
+        kf = xp.reshape(k, (-1,))
+        up, down = idx + 1 < n, idx > 0
+        nb = xp.where(up, lin + stride, lin)  # c + e_a: coupling K_a[c]
+        s += xp.where(up, xp.take(kf, lin) * xp.take(xf, nb), zero)
+        nb = xp.where(down, lin - stride, lin)  # c - e_a: coupling K_a[c - e_a]
+        s += xp.where(down, xp.take(kf, nb) * xp.take(xf, nb), zero)
+    d = xp.take(xp.reshape(diag, (-1,)), lin)
+    upd = d > 0
     val = (xp.take(xp.reshape(b, (-1,)), lin) / scale + s) / xp.where(upd, d, xp.ones_like(d))
     xf[lin] = xp.where(upd, val, xp.take(xf, lin))

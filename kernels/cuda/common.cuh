@@ -16,6 +16,10 @@
 //    FLUID cells, -1 elsewhere);
 //  * cell indices are 64-bit; the index inside one i-plane (n1 * n2 cells) is
 //    32-bit, which the Python wrappers check.
+//  * a coefficient stencil (face weights) is a float `diag` (-1 on identity rows)
+//    and one coupling array per axis, k_a[c] linking cells c and c + e_a
+//    (dcdm.kernels.stencil.face_coefficients); the kernels take k0, k1, k2 (a 2-D
+//    grid passes any array for the coupling of its size-1 axis: it is never read).
 //
 // Launch geometry of the stencil kernels: 1-D blocks of DCDM_BLOCK threads,
 // blockIdx.x covers one i-plane (consecutive threads take consecutive
@@ -116,6 +120,31 @@ __device__ __forceinline__ bool plane_cell(const unsigned plane, const unsigned 
     return true;
 }
 
+// sum_n K_cn x_n over the in-domain face neighbours of cell c = (i, j, k) of a coefficient
+// stencil: k_a[c] couples c with c + e_a, so the coupling with c - e_a is k_a[c - e_a]. x may
+// be written by the calling kernel (other cells), so it is read without __ldg.
+template <typename T>
+__device__ __forceinline__ T coupled_sum(const T* x, const T* __restrict__ k0,
+                                         const T* __restrict__ k1, const T* __restrict__ k2,
+                                         const index_t c, const index_t i, const unsigned j,
+                                         const unsigned k, const index_t n0, const unsigned n1,
+                                         const unsigned n2) {
+    const index_t plane = static_cast<index_t>(n1) * n2;
+    T s = T(0);
+    if (i > 0) s += __ldg(k0 + c - plane) * x[c - plane];
+    if (i + 1 < n0) s += __ldg(k0 + c) * x[c + plane];
+    if (j > 0) s += __ldg(k1 + c - n2) * x[c - n2];
+    if (j + 1 < n1) s += __ldg(k1 + c) * x[c + n2];
+    if (k > 0) s += __ldg(k2 + c - 1) * x[c - 1];
+    if (k + 1 < n2) s += __ldg(k2 + c) * x[c + 1];
+    return s;
+}
+
 }  // namespace dcdm
+
+// The parameters diag, k0, k1, k2 of a coefficient stencil's kernel entry point.
+#define DCDM_COEF_PARAMS(T)                                                                   \
+    const T* __restrict__ diag, const T* __restrict__ k0, const T* __restrict__ k1,          \
+        const T* __restrict__ k2
 
 #endif  // DCDM_COMMON_CUH

@@ -7,6 +7,9 @@
 // fluid3_*: out = L x for x that vanishes off FLUID cells, from the stencil code
 //   alone: scale * (code * x_c - sum of in-domain neighbours) where code >= 0,
 //   else 0. 2-D grids use it as (1, n0, n1) or (n0, n1, 1) arrays.
+// coef3_*: out = L x for a coefficient stencil (face weights; see common.cuh):
+//   scale * (diag_c x_c - sum_n K_cn x_n) where diag_c >= 0, x_c where diag_c < 0 (any x).
+//   2-D grids as fluid3.
 #include "common.cuh"
 
 namespace dcdm {
@@ -119,6 +122,26 @@ __device__ __forceinline__ void fluid3(const signed char* __restrict__ code,
     }
 }
 
+template <typename T>
+__device__ __forceinline__ void coef3(const T* __restrict__ diag, const T* __restrict__ k0,
+                                      const T* __restrict__ k1, const T* __restrict__ k2,
+                                      const T* __restrict__ x, T* __restrict__ out,
+                                      const index_t n0, const unsigned n1, const unsigned n2,
+                                      const T scale) {
+    const unsigned plane = n1 * n2;
+    unsigned r, j, k;
+    if (!plane_cell(plane, n2, r, j, k)) {
+        return;
+    }
+    for (index_t i = blockIdx.y; i < n0; i += gridDim.y) {
+        const index_t c = i * plane + r;
+        const T d = __ldg(diag + c);
+        const T xc = __ldg(x + c);
+        out[c] = d < T(0) ? xc
+                          : scale * (d * xc - coupled_sum(x, k0, k1, k2, c, i, j, k, n0, n1, n2));
+    }
+}
+
 }  // namespace dcdm
 
 #define DCDM_STENCIL(SUFFIX, T)                                                               \
@@ -136,6 +159,11 @@ __device__ __forceinline__ void fluid3(const signed char* __restrict__ code,
         const signed char* __restrict__ code, const T* __restrict__ x, T* __restrict__ out,    \
         const dcdm::index_t n0, const unsigned n1, const unsigned n2, const T scale) {         \
         dcdm::fluid3<T>(code, x, out, n0, n1, n2, scale);                                     \
+    }                                                                                          \
+    extern "C" __global__ void __launch_bounds__(DCDM_BLOCK) coef3_##SUFFIX(                  \
+        DCDM_COEF_PARAMS(T), const T* __restrict__ x, T* __restrict__ out,                    \
+        const dcdm::index_t n0, const unsigned n1, const unsigned n2, const T scale) {         \
+        dcdm::coef3<T>(diag, k0, k1, k2, x, out, n0, n1, n2, scale);                          \
     }
 
 DCDM_STENCIL(f32, float)

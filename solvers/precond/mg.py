@@ -6,17 +6,19 @@ alone, so set-up takes milliseconds and suits domains that change every step.
 
 Hierarchy
     Each level halves every axis of length > 1 (odd lengths round up: the last
-    coarse cell has one child). A coarse cell is AIR if any child is AIR, else
-    FLUID if any child is FLUID, else SOLID; the domain boundary keeps its type.
-    The operator is re-discretised on every level with that level's spacing
-    (``h_l = 2**l h``); a Galerkin-like scaling is much worse here (perf-notes).
-    Coarsening stops when the grid has at most ``max_coarse`` cells or an axis
-    would drop below 2 cells; the coarsest level is solved exactly (dense
-    Cholesky over its FLUID cells, a pseudo-inverse if that level is singular).
+    coarse cell has one child), until a level has at most ``max_coarse`` cells or an
+    axis would drop below 2 cells; the coarsest level is solved exactly (dense
+    Cholesky over its unknowns, a pseudo-inverse if that level is singular). The coarse
+    operators follow ``coarsening`` (:mod:`~dcdm.solvers.precond.coarsening`): by default
+    ``A_c = P^T A P / 2`` from the fine coefficients (Galerkin with over-correction), so
+    thin walls, face weights and coefficient jumps survive to every level; or the flag
+    rule of McAdams et al., re-discretised with spacing ``2**l h`` (fast to build, blind
+    to walls thinner than a block and to face weights).
 Transfers
-    Piecewise constant: prolongation ``P`` copies a coarse value to its FLUID
-    children, restriction is ``R = P^T / 2**d`` (the children's mean), so the
-    coarse-grid correction ``P A_c^{-1} R`` is symmetric.
+    Piecewise constant: prolongation ``P`` copies a coarse value to its active
+    children, restriction is ``R = P^T`` (the children's sum; with the flag rule
+    ``P^T / 2**d``, the mean, to match its re-discretised scale), so the coarse-grid
+    correction ``P A_c^{-1} R`` is symmetric.
 Smoothing
     ``nu`` red-black Gauss-Seidel sweeps before (red, black) and after (black,
     red) the coarse correction: the post-smoother is the adjoint of the
@@ -24,14 +26,18 @@ Smoothing
     map and plain CG stays valid. (Red-black Gauss-Seidel beat damped Jacobi by
     1-3 iterations in the calibration sketch of perf-notes, so Jacobi is not offered.)
 
-A 2-D grid runs as an ``n0 x n1 x 1`` grid whose third axis is walled off.
+A 2-D grid runs as an ``n0 x n1 x 1`` grid whose third axis is walled off. Levels in
+coefficient form (a weighted grid's finest level, every Galerkin coarse level) run the
+coefficient-stencil kernels; an unweighted finest level keeps the ``int8`` stencil-code
+kernels, which read the least memory.
 
 Shifted operators
     On a :class:`~dcdm.problems.ShiftedGridLaplacian` ``alpha L + diag(D)`` (Newton
     systems of PDE energies, implicit diffusion) every level carries ``alpha`` in its
-    scale and a diagonal ``D_l``: ``D_0 = D``, ``D_{l+1} = R D_l P`` (the mean over the
-    children), so the smoother, the residual and the coarse solve all see the operator
-    the V-cycle preconditions; a closed region is singular only where ``D`` vanishes.
+    scale and a diagonal ``D_l``: ``D_0 = D``, ``D_{l+1} = P^T D_l P`` (the mean over the
+    children with the flag rule), so the smoother, the residual and the coarse solve all
+    see the operator the V-cycle preconditions; a closed region is singular only where
+    ``D`` vanishes.
 
 Devices
     The set-up runs on the host (NumPy). Applied to a torch tensor or CuPy array, the
@@ -54,35 +60,11 @@ from dcdm import kernels
 from dcdm.kernels import arrays, codes, stencil
 
 from .base import Preconditioner, check_array, require_grid
+from .coarsening import band, block_sum, coarsen_coefficients, coarsen_flags, padded3
 
 __all__ = ["GeometricMG", "coarsen_flags"]
 
-
-def coarsen_flags(flags: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    """Coarsen a flag array by ``factors`` (1 or 2 per axis) with the AIR > FLUID > SOLID rule.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> f = np.array([[0, 1, 1], [1, 1, 2]], dtype=np.int8)
-    >>> coarsen_flags(f, (2, 2)).tolist()
-    [[0, 2]]
-    """
-    coarse_shape = tuple(-(-n // f) for n, f in zip(flags.shape, factors, strict=True))
-    padded = np.full(tuple(f * n for f, n in zip(factors, coarse_shape, strict=True)),
-                     codes.SOLID, dtype=np.int8)
-    padded[tuple(slice(0, n) for n in flags.shape)] = flags
-    split = []
-    for n, f in zip(coarse_shape, factors, strict=True):
-        split += [n, f]
-    blocks = padded.reshape(split)
-    axes = tuple(range(1, 2 * flags.ndim, 2))
-    any_air = (blocks == codes.AIR).any(axis=axes)
-    any_fluid = (blocks == codes.FLUID).any(axis=axes)
-    out = np.full(coarse_shape, codes.SOLID, dtype=np.int8)
-    out[any_fluid] = codes.FLUID
-    out[any_air] = codes.AIR
-    return out
+COARSENINGS = ("galerkin", "flags")
 
 
 def grid3(grid) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -94,47 +76,13 @@ def grid3(grid) -> tuple[np.ndarray, np.ndarray, bool]:
     return flags, grid.stencil_code.reshape(flags.shape), two_d
 
 
-def _padded3(flags3: np.ndarray, boundary: int, two_d: bool) -> np.ndarray:
-    fp = np.pad(flags3, 1, constant_values=boundary)
-    if two_d:  # the third axis of a 2-D grid is walled off: no flux, no extra diagonal
-        fp[:, :, 0] = codes.SOLID
-        fp[:, :, -1] = codes.SOLID
-    return fp
-
-
-def _band(flags3: np.ndarray, code: np.ndarray, boundary: int) -> tuple[tuple, tuple]:
-    """FLUID cells next to a SOLID or AIR cell (domain walls do not count), split by
-    colour: ``(red (i, j, k), black (i, j, k))``."""
-    pad = codes.AIR if boundary == codes.AIR else codes.FLUID
-    fp = np.pad(flags3, 1, constant_values=pad)
-    near = np.zeros(flags3.shape, dtype=bool)
-    for axis in range(3):
-        for lo in (0, 2):
-            s = [slice(1, -1)] * 3
-            s[axis] = slice(lo, lo + flags3.shape[axis])
-            near |= fp[tuple(s)] != codes.FLUID
-    cells = np.nonzero(near & (code > 0))
-    colour = (cells[0] + cells[1] + cells[2]) % 2
-    return (tuple(np.ascontiguousarray(c[colour == 0]) for c in cells),
-            tuple(np.ascontiguousarray(c[colour == 1]) for c in cells))
-
-
-def _block_mean(d: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    """The mean of ``d`` over each coarse cell's ``prod(factors)`` children (missing
-    children of odd sizes count as 0): ``R D P`` for a diagonal ``D`` with this module's
-    transfers."""
-    coarse = tuple(-(-n // f) for n, f in zip(d.shape, factors, strict=True))
-    padded = np.zeros(tuple(f * n for f, n in zip(factors, coarse, strict=True)))
-    padded[tuple(slice(0, n) for n in d.shape)] = d
-    split = [m for n, f in zip(coarse, factors, strict=True) for m in (n, f)]
-    return padded.reshape(split).mean(axis=tuple(range(1, 2 * d.ndim, 2)))
-
-
 @dataclass
 class _Level:
-    flags: np.ndarray  # 3-D int8
-    code: np.ndarray  # 3-D int8 stencil code
+    shape: tuple[int, int, int]
     scale: float
+    code: np.ndarray | None = None  # 3-D int8 stencil code (a flag level), else None
+    diag_host: np.ndarray | None = None  # coefficient form, float64 (a coefficient level)
+    couplings_host: tuple | None = None
     band: tuple | None = None  # (red cells, black cells) for boundary smoothing
     factors: tuple[int, int, int] | None = None  # coarsening factors to the next level
     x: np.ndarray | None = None
@@ -142,6 +90,13 @@ class _Level:
     work: np.ndarray | None = None
     shift: np.ndarray | None = None  # the diagonal term in stencil units (D / scale), or None
     shift_host: np.ndarray | None = None  # float64 original; ``shift`` follows the work dtype
+    diag: Any = None  # the coefficient form in the work dtype (and on the work device)
+    couplings: tuple | None = None
+
+    @property
+    def mask(self):
+        """What the transfers test with ``>= 0`` for an active cell."""
+        return self.code if self.code is not None else self.diag
 
 
 class GeometricMG(Preconditioner):
@@ -173,7 +128,8 @@ class GeometricMG(Preconditioner):
     is_spd = True
     preserves_support = True
 
-    def __init__(self, nu: int = 2, max_coarse: int = 1000, boundary_sweeps: int = 1):
+    def __init__(self, nu: int = 2, max_coarse: int = 1000, boundary_sweeps: int = 1,
+                 coarsening: str = "galerkin"):
         super().__init__()
         if (isinstance(boundary_sweeps, bool) or not isinstance(boundary_sweeps, int)
                 or boundary_sweeps < 0):
@@ -183,8 +139,11 @@ class GeometricMG(Preconditioner):
             raise ValueError(f"nu must be an integer >= 1, got {nu!r}")
         if isinstance(max_coarse, bool) or not isinstance(max_coarse, int) or max_coarse < 1:
             raise ValueError(f"max_coarse must be an integer >= 1, got {max_coarse!r}")
+        if coarsening not in COARSENINGS:
+            raise ValueError(f"coarsening must be one of {COARSENINGS}, got {coarsening!r}")
         self.nu = nu
         self.max_coarse = max_coarse
+        self.coarsening = coarsening
         self.levels: list[_Level] = []
 
     # -- set-up -------------------------------------------------------------
@@ -195,70 +154,96 @@ class GeometricMG(Preconditioner):
         self.shape = grid.shape
         flags, code, two_d = grid3(grid)
         boundary = int(grid.boundary)
-        # alpha L + diag(D) (a ShiftedGridLaplacian): every level gets alpha and R D P
+        weighted = grid.face_weights is not None
+        if weighted and self.coarsening == "flags":
+            raise ValueError("coarsening='flags' cannot see face weights; the grid has "
+                             "face_weights: use coarsening='galerkin' (the default)")
+        # alpha L + diag(D) (a ShiftedGridLaplacian): every level gets alpha and D coarsened
         scale = float(getattr(A, "scale", 1.0 / grid.spacing**2))
         shift = getattr(A, "shift", None)
         shift = None if shift is None or not np.any(shift) else shift.reshape(flags.shape)
+        galerkin = self.coarsening == "galerkin"
+        if galerkin:  # the fine operator in coefficient form, shift in stencil units
+            diag, couplings = _coefficients3(grid, flags.shape)
+            shift_st = None if shift is None else shift / scale
+            if shift is not None:
+                diag = np.where(diag >= 0, diag + shift_st, diag)
         coarsenable = tuple(n > 1 for n in flags.shape)
+        level = _Level(flags.shape, scale, code=None if weighted else code)
+        if weighted:
+            level.diag_host, level.couplings_host = diag, couplings
         levels = []
         while True:
-            level = _Level(flags, code, scale)
-            if shift is not None:
+            if shift is not None and level.code is not None:
                 level.shift_host = np.ascontiguousarray(shift / scale)
-            if self.boundary_sweeps:
-                level.band = _band(flags, level.code, boundary)
+            if self.boundary_sweeps and flags is not None:
+                level.band = band(flags, code, boundary)
             levels.append(level)
-            n_axes = [n for n, c in zip(flags.shape, coarsenable, strict=True) if c]
-            if flags.size <= self.max_coarse or min(n_axes) < 4:
+            n_axes = [n for n, c in zip(level.shape, coarsenable, strict=True) if c]
+            if int(np.prod(level.shape)) <= self.max_coarse or min(n_axes) < 4:
                 break
             factors = tuple(2 if c else 1 for c in coarsenable)
-            coarse = coarsen_flags(flags, factors)
-            if not (coarse == codes.FLUID).any():
-                break
+            if galerkin:
+                diag, couplings = coarsen_coefficients(diag, couplings, factors, shift=shift_st)
+                if not (diag >= 0).any():
+                    break
+                if shift_st is not None:
+                    shift_st = block_sum(shift_st, factors)
+                nxt = _Level(diag.shape, scale, diag_host=diag, couplings_host=couplings)
+                flags = code = None
+            else:
+                coarse = coarsen_flags(flags, factors)
+                if not (coarse == codes.FLUID).any():
+                    break
+                flags = coarse
+                code = stencil.stencil_code(padded3(flags, boundary, two_d))
+                scale /= 4.0
+                if shift is not None:
+                    # R D P; half of it (the 2x over-correction of re-discretised A_c) was
+                    # worse: 7 vs 5 iterations at 32^3, D ~ Exp(1) per cell
+                    shift = np.where(code >= 0, block_sum(shift, factors) / 2 ** sum(
+                        coarsenable), 0)
+                nxt = _Level(flags.shape, scale, code=code)
             level.factors = factors
-            flags = coarse
-            code = stencil.stencil_code(_padded3(flags, boundary, two_d))
-            scale /= 4.0
-            if shift is not None:
-                # R D P; half of it (the 2x over-correction of re-discretised A_c) was
-                # worse: 7 vs 5 iterations at 32^3, D ~ Exp(1) per cell
-                shift = np.where(code >= 0, _block_mean(shift, factors), 0)
+            level = nxt
         self.levels = levels
-        self._off = np.flatnonzero(levels[0].code.reshape(-1) < 0)
-        self._weight = 1.0 / 2 ** sum(coarsenable)
+        top = levels[0]
+        self._off = np.flatnonzero((top.code if top.code is not None
+                                    else top.diag_host).reshape(-1) < 0)
+        self._weight = 1.0 if galerkin else 1.0 / 2 ** sum(coarsenable)
         self._work_dtype = None  # host work arrays: allocated by the first NumPy apply
         self._device = arrays.DeviceCache()
-        self._build_coarse_solver(levels[-1], boundary, two_d)
+        last = levels[-1]
+        if last.code is None:
+            self._build_coarse_solver(last.diag_host, last.couplings_host, last.scale)
+        else:  # a flag level: its coefficient form (and shift) for the dense matrix
+            d, k = stencil.face_coefficients(padded3(flags, boundary, two_d))
+            if last.shift_host is not None:
+                d = np.where(d >= 0, d + last.shift_host, d)
+            self._build_coarse_solver(d, k, last.scale)
 
     def _alloc(self, dtype) -> None:
         self._work_dtype = np.dtype(dtype)
         for lev in self.levels:
-            lev.x = np.zeros(lev.flags.shape, dtype=dtype)
-            lev.b = np.zeros(lev.flags.shape, dtype=dtype)
-            lev.work = np.zeros(lev.flags.shape, dtype=dtype)
+            lev.x = np.zeros(lev.shape, dtype=dtype)
+            lev.b = np.zeros(lev.shape, dtype=dtype)
+            lev.work = np.zeros(lev.shape, dtype=dtype)
             if lev.shift_host is not None:
                 lev.shift = lev.shift_host.astype(dtype)
+            if lev.diag_host is not None:
+                lev.diag = lev.diag_host.astype(dtype)
+                lev.couplings = tuple(c.astype(dtype) for c in lev.couplings_host)
 
-    def _build_coarse_solver(self, lev: _Level, boundary: int, two_d: bool) -> None:
-        flags2 = lev.flags[:, :, 0] if two_d else lev.flags
-        fp = stencil.pad_flags(flags2, boundary)
-        C = stencil.assemble_csr(fp, 1.0, np.float64) * lev.scale
-        diag = np.maximum(lev.code, 0).astype(np.float64)
-        if lev.shift_host is not None:
-            diag = diag + lev.shift_host
-            C = C + sp.diags_array(lev.scale * lev.shift_host.reshape(-1))
-        self._coarse_idx = np.flatnonzero((lev.code.reshape(-1) >= 0) & (diag.reshape(-1) > 0))
-        dense = C[self._coarse_idx][:, self._coarse_idx].toarray()
+    def _build_coarse_solver(self, diag: np.ndarray, couplings, scale: float) -> None:
+        """Dense factor of the coarsest level over its cells with ``diag > 0``: Cholesky, or a
+        pseudo-inverse when a connected part of it is closed (no flux out: singular)."""
+        self._coarse_idx = idx = np.flatnonzero(diag.reshape(-1) > 0)
+        C = stencil.assemble_coefficients(diag, couplings, scale, np.float64)[idx][:, idx]
+        dense = C.toarray()
         self._coarse_kind = "cholesky"
-        self._coarse_rhs = np.zeros(self._coarse_idx.size)
-        self._coarse_sol = np.zeros(self._coarse_idx.size)
-        labels, _, open_region = stencil.fluid_regions(fp)
-        if lev.shift_host is not None:  # a region with a positive shift is not singular
-            flat = labels.reshape(-1)
-            hit = np.unique(flat[(flat > 0) & (lev.shift_host.reshape(-1) > 0)])
-            open_region = open_region.copy()
-            open_region[hit] = True
-        if not open_region[1:].all():  # a closed (all-Neumann) region: singular coarse matrix
+        self._coarse_rhs = np.zeros(idx.size)
+        self._coarse_sol = np.zeros(idx.size)
+        if _has_closed_part(C, diag.reshape(-1)[idx] * scale):
             self._coarse_kind = "pseudo-inverse"
             self._coarse_F = np.ascontiguousarray(sla.pinvh(dense))
             return
@@ -307,7 +292,10 @@ class GeometricMG(Preconditioner):
             self._band_sweeps(lev, k, order)
         for _ in range(self.nu):
             for color in order:
-                k.rbgs_sweep(lev.code, lev.x, lev.b, lev.scale, color, shift=lev.shift)
+                if lev.code is not None:
+                    k.rbgs_sweep(lev.code, lev.x, lev.b, lev.scale, color, shift=lev.shift)
+                else:
+                    k.coef_rbgs_sweep(lev.diag, lev.couplings, lev.x, lev.b, lev.scale, color)
         if pre:
             self._band_sweeps(lev, k, order)
 
@@ -316,8 +304,12 @@ class GeometricMG(Preconditioner):
             return
         for _ in range(self.boundary_sweeps):
             for color in order:
-                k.rbgs_cells(lev.code, lev.x, lev.b, lev.scale, lev.band[color],
-                             shift=lev.shift)
+                if lev.code is not None:
+                    k.rbgs_cells(lev.code, lev.x, lev.b, lev.scale, lev.band[color],
+                                 shift=lev.shift)
+                else:
+                    k.coef_rbgs_cells(lev.diag, lev.couplings, lev.x, lev.b, lev.scale,
+                                      lev.band[color])
 
     def _coarse_host(self, lev: _Level) -> None:
         self._coarse_rhs[...] = lev.b.reshape(-1)[self._coarse_idx]
@@ -340,28 +332,35 @@ class GeometricMG(Preconditioner):
             return
         self._smooth(lev, k, (0, 1))
         nxt = levels[l + 1]
-        k.residual_restrict(lev.code, lev.x, lev.b, lev.scale, nxt.code, nxt.b,
-                            lev.factors, self._weight, work=lev.work, shift=lev.shift)
+        if lev.code is not None:
+            k.residual_restrict(lev.code, lev.x, lev.b, lev.scale, nxt.mask, nxt.b,
+                                lev.factors, self._weight, work=lev.work, shift=lev.shift)
+        else:
+            k.coef_residual_restrict(lev.diag, lev.couplings, lev.x, lev.b, lev.scale, nxt.mask,
+                                     nxt.b, lev.factors, self._weight, work=lev.work)
         nxt.x[...] = 0
         self._vcycle(levels, k, coarse, l + 1)
-        k.prolong_add(nxt.x, lev.code, lev.x, lev.factors)
+        k.prolong_add(nxt.x, lev.mask, lev.x, lev.factors)
         self._smooth(lev, k, (1, 0))
 
     @property
     def stats(self) -> dict[str, Any]:
         s = super().stats
-        cells = [int(lev.flags.size) for lev in self.levels]
+        cells = [int(np.prod(lev.shape)) for lev in self.levels]
         s.update(
             mg_levels=len(self.levels),
-            mg_shapes=[tuple(int(n) for n in lev.flags.shape) for lev in self.levels],
+            mg_shapes=[tuple(int(n) for n in lev.shape) for lev in self.levels],
+            mg_coarsening=self.coarsening,
             mg_grid_complexity=sum(cells) / cells[0],
             mg_coarse_unknowns=int(self._coarse_idx.size),
             mg_coarse_solver=self._coarse_kind,
             mg_smoother=f"red-black Gauss-Seidel, {self.nu} + {self.nu} sweeps",
             mg_boundary_sweeps=self.boundary_sweeps,
             mg_shifted=self.levels[0].shift_host is not None,
-            mg_memory_bytes=int(sum(3 * lev.flags.size * self.dtype.itemsize + lev.code.nbytes
-                                    for lev in self.levels)),
+            mg_memory_bytes=int(sum(
+                int(np.prod(lev.shape)) * self.dtype.itemsize
+                * (3 if lev.code is not None else 3 + 1 + len(lev.couplings_host))
+                + (lev.code.nbytes if lev.code is not None else 0) for lev in self.levels)),
         )
         return s
 
@@ -396,10 +395,18 @@ class _DeviceHierarchy:
                 band = tuple(tuple(move(c, np.int64) for c in cells) for cells in lev.band)
             shift = (None if lev.shift_host is None
                      else xp.astype(move(lev.shift_host), like.dtype))
-            self.levels.append(_Level(lev.flags, move(lev.code), lev.scale, band, lev.factors,
-                                      zeros(lev.flags.shape), zeros(lev.flags.shape),
-                                      zeros(lev.flags.shape), shift))
-        self.top_fluid = move(mg.levels[0].code >= 0)
+            dev_lev = _Level(lev.shape, lev.scale, band=band, factors=lev.factors,
+                             x=zeros(lev.shape), b=zeros(lev.shape), work=zeros(lev.shape),
+                             shift=shift)
+            if lev.code is not None:
+                dev_lev.code = move(lev.code)
+            else:
+                dev_lev.diag = move(lev.diag_host, arrays.host_dtype(like.dtype))
+                dev_lev.couplings = tuple(move(c, arrays.host_dtype(like.dtype))
+                                         for c in lev.couplings_host)
+            self.levels.append(dev_lev)
+        top = mg.levels[0]
+        self.top_fluid = move((top.code if top.code is not None else top.diag_host) >= 0)
         self.coarse_idx = move(mg._coarse_idx.astype(np.int64))
         # in float64 whatever the working precision, as the host's Cholesky solve
         self.coarse_inv = move(mg.coarse_inverse(), np.float64)
@@ -411,3 +418,24 @@ class _DeviceHierarchy:
         rhs = xp.astype(xp.take(xp.reshape(lev.b, (-1,)), self.coarse_idx), xp.float64)
         xf[self.coarse_idx] = xp.astype(xp.matmul(self.coarse_inv, rhs), self.dtype)
 
+
+
+def _coefficients3(grid, shape3) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """The grid's coefficient form as 3-D arrays (a 2-D grid gets a zero third coupling)."""
+    diag, couplings = grid.coefficients()
+    diag = diag.reshape(shape3)
+    couplings = tuple(k.reshape(shape3) for k in couplings)
+    if len(couplings) == 2:
+        couplings = (*couplings, np.zeros(shape3))
+    return diag, couplings
+
+
+def _has_closed_part(C: sp.csr_array, diag: np.ndarray) -> bool:
+    """Whether a connected part of the SPSD matrix ``C`` (zero-row-sum rows except where
+    flux leaves) carries no flux out: its rows sum to zero, so it is singular."""
+    from scipy.sparse.csgraph import connected_components
+
+    n, labels = connected_components(C, directed=False)
+    excess = np.bincount(labels, weights=np.asarray(C.sum(axis=1)).reshape(-1), minlength=n)
+    size = np.bincount(labels, weights=diag, minlength=n)
+    return bool((excess <= 1e-9 * size).any())

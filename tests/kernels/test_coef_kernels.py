@@ -1,0 +1,121 @@
+"""The coefficient-stencil kernels (face weights, Galerkin coarse levels): Numba against the
+NumPy reference, and the reference against the assembled matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dcdm.kernels import reference, stencil
+from dcdm.problems import Grid
+
+cpu = pytest.importorskip("dcdm.kernels.cpu")
+cpu_mg = pytest.importorskip("dcdm.kernels.cpu_mg")
+
+
+def _weighted_grid(shape, seed, boundary=2, zero_faces=True):
+    rng = np.random.default_rng(seed)
+    flags = rng.choice([0, 0, 0, 0, 1, 2], size=shape).astype(np.int8)
+    weights = []
+    for a in range(len(shape)):
+        w = rng.uniform(1e-3, 2.0, size=tuple(n + (b == a) for b, n in enumerate(shape)))
+        if zero_faces:
+            w[rng.random(w.shape) < 0.1] = 0.0
+        weights.append(w)
+    return Grid(flags, boundary=boundary, face_weights=tuple(weights))
+
+
+@pytest.mark.parametrize("shape", [(7, 9), (5, 6, 7), (1, 4, 5), (6, 5, 1), (2, 2, 2)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_coef_matvec_matches_reference_and_csr(shape, dtype):
+    g = _weighted_grid(shape, 3)
+    diag, couplings = g.coefficients()
+    diag, couplings = diag.astype(dtype), tuple(k.astype(dtype) for k in couplings)
+    x = np.random.default_rng(1).standard_normal(shape).astype(dtype)  # any x, not only FLUID
+    ref = reference.coef_matvec(diag, couplings, x, np.empty_like(x), 2.5)
+    fast = cpu.coef_matvec(diag, couplings, x, np.empty_like(x), 2.5)
+    csr = (g.laplacian(dtype).to_csr() * 2.5) @ x.reshape(-1).astype(np.float64)
+    fluid = g.fluid.reshape(-1)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(fast, ref, rtol=tol, atol=tol)
+    np.testing.assert_allclose(ref.reshape(-1)[fluid], csr[fluid], rtol=tol, atol=tol)
+    np.testing.assert_array_equal(ref.reshape(-1)[~fluid], x.reshape(-1)[~fluid])
+
+
+def test_unit_weights_give_the_plain_operator():
+    flags = np.random.default_rng(0).choice([0, 0, 0, 1, 2], size=(6, 7, 5)).astype(np.int8)
+    plain = Grid(flags)
+    ones = Grid(flags, face_weights=tuple(np.ones(s) for s in
+                                          [(7, 7, 5), (6, 8, 5), (6, 7, 6)]))
+    assert (plain.laplacian().to_csr() != ones.laplacian().to_csr()).nnz == 0
+    x = np.random.default_rng(1).standard_normal(plain.size)
+    np.testing.assert_allclose(ones.laplacian().matvec(x), plain.laplacian().matvec(x),
+                               rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(ones.laplacian().diagonal(), plain.laplacian().diagonal())
+
+
+def _mg_problem(shape, seed):
+    g = _weighted_grid(shape, seed)
+    diag, couplings = g.coefficients()
+    rng = np.random.default_rng(seed + 1)
+    active = diag >= 0
+    x = np.where(active, rng.standard_normal(shape), 0.0)
+    b = np.where(active, rng.standard_normal(shape), 0.0)
+    return diag, couplings, x, b
+
+
+@pytest.mark.parametrize("shape", [(6, 7, 5), (5, 4, 1), (9, 8, 7)])
+@pytest.mark.parametrize("color", [0, 1])
+def test_coef_rbgs_sweep_matches_reference(shape, color):
+    diag, couplings, x, b = _mg_problem(shape, 5)
+    if len(couplings) == 2:
+        couplings = (*couplings, np.zeros(shape))
+    xr, xf = x.copy(), x.copy()
+    reference.coef_rbgs_sweep(diag, couplings, xr, b, 3.0, color)
+    cpu_mg.coef_rbgs_sweep(diag, couplings, xf, b, 3.0, color)
+    np.testing.assert_allclose(xf, xr, rtol=1e-12, atol=1e-12)
+    changed = (xr != x) & (diag > 0)
+    parity = np.indices(shape).sum(axis=0) % 2
+    assert changed.any() and (parity[changed] == color).all()
+
+
+def test_coef_rbgs_cells_matches_reference():
+    diag, couplings, x, b = _mg_problem((7, 6, 5), 7)
+    cells = np.nonzero((np.indices(x.shape).sum(axis=0) % 2 == 1) & (diag >= 0))
+    cells = tuple(np.ascontiguousarray(c[::2]) for c in cells)
+    xr, xf = x.copy(), x.copy()
+    reference.coef_rbgs_cells(diag, couplings, xr, b, 0.5, cells)
+    cpu_mg.coef_rbgs_cells(diag, couplings, xf, b, 0.5, cells)
+    np.testing.assert_allclose(xf, xr, rtol=1e-12, atol=1e-12)
+    assert not np.array_equal(xr, x)
+
+
+@pytest.mark.parametrize("shape,factors", [((8, 6, 4), (2, 2, 2)), ((7, 5, 3), (2, 2, 2)),
+                                           ((6, 6, 1), (2, 2, 1))])
+def test_coef_residual_restrict_matches_reference(shape, factors):
+    diag, couplings, x, b = _mg_problem(shape, 11)
+    coarse = tuple(-(-n // f) for n, f in zip(shape, factors, strict=True))
+    diag_c = np.where(np.random.default_rng(2).random(coarse) < 0.2, -1.0, 1.0)
+    br, bf = np.full(coarse, 9.0), np.full(coarse, 9.0)
+    reference.coef_residual_restrict(diag, couplings, x, b, 1.5, diag_c, br, factors, 0.25)
+    cpu_mg.coef_residual_restrict(diag, couplings, x, b, 1.5, diag_c, bf, factors, 0.25)
+    np.testing.assert_allclose(bf, br, rtol=1e-12, atol=1e-12)
+    assert (br[diag_c < 0] == 0).all()
+    # the restricted residual is the block sum of b - A x
+    r = b - reference.coef_matvec(diag, couplings, x, np.empty_like(x), 1.5)
+    r = np.where(diag >= 0, r, 0)
+    assert np.isclose(br[diag_c >= 0].sum(), 0.25 * sum(
+        r[tuple(slice(f * I, f * I + f) for f, I in zip(factors, idx, strict=True))].sum()
+        for idx in zip(*np.nonzero(diag_c >= 0), strict=True)))
+
+
+def test_face_coefficients_close_zero_faces_and_air_counts():
+    flags = np.zeros((3, 1), dtype=np.int8)
+    flags[2, 0] = 2  # AIR
+    w0 = np.array([[0.5], [2.0], [4.0], [7.0]])  # faces along axis 0: boundary, 0|1, 1|2, boundary
+    w1 = np.zeros((3, 2))  # axis 1 closed
+    fp = stencil.pad_flags(flags, 1)
+    diag, (k0, k1) = stencil.face_coefficients(fp, (w0, w1))
+    # cell 0: SOLID boundary below (closed), face 2.0 to FLUID cell 1; cell 1: 2.0 + AIR 4.0
+    assert diag.ravel().tolist() == [2.0, 6.0, -1.0]
+    assert k0.ravel().tolist() == [2.0, 0.0, 0.0] and not k1.any()
