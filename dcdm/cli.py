@@ -30,6 +30,15 @@ def _load_problem(args) -> tuple[object, np.ndarray, str]:
     return A, b, f"{args.problem} n={args.n} seed={args.seed}"
 
 
+def _weights_note(A) -> str:
+    """``"; face weights in [lo, hi]"`` for a grid operator with face weights, else ``""``."""
+    weights = getattr(getattr(A, "grid", None), "face_weights", None)
+    if weights is None:
+        return ""
+    return (f"; face weights in [{min(float(w.min()) for w in weights):.3g}, "
+            f"{max(float(w.max()) for w in weights):.3g}]")
+
+
 def _check_precond(method: str, precond: str | None) -> None:
     """Refuse ``--precond`` with ``--method dcdm`` as :func:`dcdm.solve` refuses ``M``."""
     if method == "dcdm" and precond not in (None, "auto"):
@@ -55,7 +64,7 @@ def cmd_solve(args) -> int:
 
     _check_precond(args.method, args.precond)
     A, b, name = _load_problem(args)
-    print(f"problem: {name}; n = {A.shape[0]}; rtol = {args.rtol:g}")
+    print(f"problem: {name}; n = {A.shape[0]}{_weights_note(A)}; rtol = {args.rtol:g}")
     rows, skipped = compare(A, b, _combinations(args.method, args.precond), rtol=args.rtol,
                             atol=args.atol, maxiter=args.maxiter,
                             skip_errors=args.method == "all")
@@ -83,8 +92,8 @@ def cmd_spectrum(args) -> int:
     A, b, name = _load_problem(args)
     names = args.precond or [m for m in spectrum.LINEAR
                              if m != "mg" or getattr(A, "grid", None) is not None]
-    print(f"problem: {name}; n = {A.shape[0]}; rtol = {args.rtol:g}; SLQ {args.steps} steps "
-          f"x {args.probes} probes")
+    print(f"problem: {name}; n = {A.shape[0]}{_weights_note(A)}; rtol = {args.rtol:g}; "
+          f"SLQ {args.steps} steps x {args.probes} probes")
     rows = spectrum.survey(A, b, names, rtol=args.rtol, steps=args.steps, probes=args.probes,
                            predict_steps=args.predict_steps, seed=args.seed,
                            progress=not args.no_progress)
@@ -132,7 +141,7 @@ def _add_problem_arguments(parser: argparse.ArgumentParser, problem: str) -> Non
     parser.add_argument("path", nargs="?", help="a .npz or .mtx system (default: --problem)")
     parser.add_argument("--problem", default=problem, choices=sorted(PROBLEMS),
                         help=f"built-in problem when no path is given (default {problem})")
-    parser.add_argument("--n", type=int, default=64, help="cells per axis (default 64)")
+    parser.add_argument("-n", "--n", type=int, default=64, help="cells per axis (default 64)")
     parser.add_argument("--seed", type=int, default=0,
                         help="scene, right-hand-side (and probe) seed")
     parser.add_argument("--dtype", default="float64", choices=["float32", "float64"])

@@ -108,6 +108,18 @@ def _weights(fp: np.ndarray, face_weights, axis: int) -> np.ndarray:
     return np.asarray(face_weights[axis], dtype=np.float64)
 
 
+def _axis_faces(fp: np.ndarray, face_weights):
+    """Per axis: ``(axis, w_below, w_above, flags_below, flags_above)`` for every interior
+    cell (the weights of its lower and upper faces, the flags across them)."""
+    slices = list(neighbour_slices(fp.ndim))
+    for axis in range(fp.ndim):
+        w = _weights(fp, face_weights, axis)
+        n = fp.shape[axis] - 2
+        yield (axis, w[(slice(None),) * axis + (slice(0, n),)],
+               w[(slice(None),) * axis + (slice(1, n + 1),)], fp[slices[2 * axis]],
+               fp[slices[2 * axis + 1]])
+
+
 def face_coefficients(fp: np.ndarray, face_weights=None, dtype=np.float64
                       ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """The operator on the padded flags ``fp`` in coefficient form ``(diag, couplings)``.
@@ -122,13 +134,7 @@ def face_coefficients(fp: np.ndarray, face_weights=None, dtype=np.float64
     fluid = fp[inner] == FLUID
     diag = np.zeros(fluid.shape)
     couplings = []
-    slices = list(neighbour_slices(ndim))
-    for axis in range(ndim):
-        w = _weights(fp, face_weights, axis)
-        n = fluid.shape[axis]
-        below = w[(slice(None),) * axis + (slice(0, n),)]
-        above = w[(slice(None),) * axis + (slice(1, n + 1),)]
-        lower, upper = fp[slices[2 * axis]], fp[slices[2 * axis + 1]]
+    for _, below, above, lower, upper in _axis_faces(fp, face_weights):
         diag += np.where(lower != SOLID, below, 0.0) + np.where(upper != SOLID, above, 0.0)
         couplings.append(np.where(fluid & (upper == FLUID), above, 0.0).astype(dtype))
     diag = np.where(fluid, diag, -1.0).astype(dtype)
@@ -201,10 +207,9 @@ def fluid_regions(fp: np.ndarray, face_weights=None) -> tuple[np.ndarray, int, n
         near_air = ndi.binary_dilation(fp == AIR, structure=structure)[inner]
     else:
         labels, n = _weighted_regions(fp, face_weights, fluid)
-        diag, couplings = face_coefficients(fp, face_weights)
-        # what a cell's diagonal holds beyond its couplings goes through AIR faces
-        inside = sum(couplings) + sum(np.roll(k, 1, axis=a) for a, k in enumerate(couplings))
-        near_air = diag - inside > 0
+        near_air = np.zeros(fluid.shape, dtype=bool)  # an AIR face of positive weight
+        for _, below, above, lower, upper in _axis_faces(fp, face_weights):
+            near_air |= ((lower == AIR) & (below > 0)) | ((upper == AIR) & (above > 0))
     open_region = np.zeros(n + 1, dtype=bool)
     open_region[np.unique(labels[near_air & fluid])] = True
     return labels, n, open_region

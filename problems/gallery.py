@@ -21,7 +21,7 @@ from . import rhs as _rhs
 from . import scenes
 from .grid import CellType, Grid, GridLaplacian
 
-__all__ = ["PROBLEMS", "baffles", "build", "poisson", "smoke"]
+__all__ = ["PROBLEMS", "baffles", "build", "cutcell", "poisson", "smoke", "twophase"]
 
 
 def _rhs_for(A: GridLaplacian, kind: str, seed) -> np.ndarray:
@@ -61,13 +61,37 @@ def baffles(shape: Sequence[int], *, walls: int = 3, opening: int = 2, open_top:
     return A, _rhs_for(A, rhs, seed)
 
 
+def twophase(shape: Sequence[int], *, ratio: float = 1000.0, bubbles: int = 8,
+             open_top: bool = True, rhs: str = "random", seed: int | None = 0,
+             dtype=np.float64) -> tuple[GridLaplacian, np.ndarray]:
+    """The bubbly tank of :func:`dcdm.problems.scenes.two_phase` (density ratio ``ratio``,
+    face weights ``1 / rho``) with a right-hand side."""
+    g = scenes.two_phase(shape, ratio=ratio, bubbles=bubbles, seed=seed, open_top=open_top)
+    A = g.laplacian(dtype)
+    return A, _rhs_for(A, rhs, seed)
+
+
+def cutcell(shape: Sequence[int], *, obstacles: int = 8, open_top: bool = True,
+            rhs: str = "random", seed: int | None = 0,
+            dtype=np.float64) -> tuple[GridLaplacian, np.ndarray]:
+    """The tank of :func:`dcdm.problems.scenes.cut_cells` (solid spheres cut into the grid by
+    open face fractions) with a right-hand side."""
+    g = scenes.cut_cells(shape, obstacles=obstacles, seed=seed, open_top=open_top)
+    A = g.laplacian(dtype)
+    return A, _rhs_for(A, rhs, seed)
+
+
 PROBLEMS = {
     "baffles2d": lambda n, **kw: baffles((n, n), **kw),
     "baffles3d": lambda n, **kw: baffles((n, n, n), **kw),
+    "cutcell2d": lambda n, **kw: cutcell((n, n), **kw),
+    "cutcell3d": lambda n, **kw: cutcell((n, n, n), **kw),
     "poisson2d": lambda n, **kw: poisson((n, n), **kw),
     "poisson3d": lambda n, **kw: poisson((n, n, n), **kw),
     "smoke2d": lambda n, **kw: smoke((n, n), **kw),
     "smoke3d": lambda n, **kw: smoke((n, n, n), **kw),
+    "twophase2d": lambda n, **kw: twophase((n, n), **kw),
+    "twophase3d": lambda n, **kw: twophase((n, n, n), **kw),
 }
 
 

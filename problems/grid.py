@@ -203,8 +203,9 @@ class Grid:
     def _coefficients_like(self, like):
         if not isinstance(like, np.ndarray) or like.dtype != np.float64:
             diag, couplings = self.coefficients()
-            return (arrays.asarray_like(diag, like, like.dtype),
-                    tuple(arrays.asarray_like(k, like, like.dtype) for k in couplings))
+            dtype = arrays.host_dtype(like.dtype)  # torch.float32 -> float32
+            return (arrays.asarray_like(diag, like, dtype),
+                    tuple(arrays.asarray_like(k, like, dtype) for k in couplings))
         diag, couplings = stencil.face_coefficients(self.padded_flags, self._face_weights)
         for a in (diag, *couplings):
             a.flags.writeable = False

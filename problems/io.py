@@ -3,10 +3,15 @@
 ``.npz`` layout (``np.load(..., allow_pickle=False)``; never pickles)::
 
     format  "dcdm-grid-1"   flags (int8), spacing, boundary, b, [x]
+    format  "dcdm-grid-2"   as dcdm-grid-1, plus face_weights_0, ..., face_weights_{ndim-1}
     format  "dcdm-csr-1"    data, indices, indptr, shape, b, [x]
     format  "csr" / "csc"   data, indices, indptr, shape, b, [x]
 
-Grid problems keep their flags, so they load back as matrix-free operators.
+Grid problems keep their flags (and face weights, :mod:`dcdm.problems.faces`: one float64
+array per axis, the grid's shape one longer along that axis), so they load back as
+matrix-free operators. A weighted grid is written as ``"dcdm-grid-2"`` so that a reader
+that knows only ``"dcdm-grid-1"`` refuses it instead of dropping the weights; an unweighted
+one stays ``"dcdm-grid-1"``.
 The last row is what :func:`scipy.sparse.save_npz` writes, plus an array
 ``b`` added to the archive (``np.savez(path, b=b, **np.load(path))``).
 Every loaded matrix is checked before any kernel sees it (shape, dtypes,
@@ -42,16 +47,19 @@ import scipy.sparse as sp
 
 from dcdm.solvers.operators import as_operator
 
+from . import faces as _faces
 from .grid import CellType, Grid
 
 __all__ = ["Problem", "load", "read_matrix_market", "save", "write_matrix_market"]
 
 _GRID = "dcdm-grid-1"
+_WEIGHTED_GRID = "dcdm-grid-2"  # a grid with face weights
 _CSR = "dcdm-csr-1"
 _SCIPY = ("csr", "csc")  # scipy.sparse.save_npz layouts read: compressed rows or columns
-_EXPECTED = (f"expected an .npz archive written by dcdm.problems.io.save (format {_GRID!r} or "
-             f"{_CSR!r}) or by scipy.sparse.save_npz (format 'csr' or 'csc') with an array "
-             "'b' added")
+_EXPECTED = (f"expected an .npz archive written by dcdm.problems.io.save (format {_GRID!r}, "
+             f"{_WEIGHTED_GRID!r} or {_CSR!r}) or by scipy.sparse.save_npz (format 'csr' or "
+             "'csc') with an array 'b' added")
+_WEIGHTS = "face_weights_"
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,9 @@ def save(path, A, b, x=None) -> None:
     if grid is not None:
         arrays.update(format=np.array(_GRID), flags=grid.flags, spacing=np.array(grid.spacing),
                       boundary=np.array(int(grid.boundary)))
+        if grid.face_weights is not None:
+            arrays["format"] = np.array(_WEIGHTED_GRID)
+            arrays.update({f"{_WEIGHTS}{a}": w for a, w in enumerate(grid.face_weights)})
     else:
         csr = _to_csr(A)
         arrays.update(format=np.array(_CSR), data=csr.data, indices=csr.indices,
@@ -204,8 +215,53 @@ def _read_vector(z, key: str, path: Path, holds: str, n: int) -> np.ndarray:
     return v.reshape(-1)
 
 
+def _read_face_weights(z, path: Path, holds: str, shape: tuple[int, ...], weighted: bool
+                       ) -> tuple[np.ndarray, ...] | None:
+    """The arrays ``face_weights_0 ..`` of a grid of ``shape``, checked (so that ``Grid``
+    accepts them), or None for an unweighted (``dcdm-grid-1``) archive."""
+    keys = [f"{_WEIGHTS}{a}" for a in range(len(shape))]
+    found = sorted(k for k in z.files if k.startswith(_WEIGHTS))
+    if not weighted:
+        if found:
+            raise ValueError(f"{path} holds {holds}, which has no face weights, but it has "
+                             f"arrays {found}; a weighted grid's format is {_WEIGHTED_GRID!r}")
+        return None
+    if found and found != sorted(keys):
+        raise ValueError(f"{path}: a {len(shape)}-D grid needs the face weights {keys} (one per "
+                         f"axis), got {found}")
+    out = []
+    for key, want in zip(keys, _faces.face_shapes(shape), strict=True):
+        w = _array(z, key, path, holds)
+        if w.dtype.kind not in "iuf":
+            raise ValueError(f"{path}: {key} must be a real array, got {w.dtype}")
+        if w.shape != want:
+            raise ValueError(f"{path}: {key} must have shape {want} (the flags' shape "
+                             f"{shape} with axis {key[-1]} one longer), got {w.shape}")
+        if not np.isfinite(w).all() or (w < 0).any():
+            raise ValueError(f"{path}: {key} must be finite and >= 0 (0 closes a face); it "
+                             f"holds {'NaN or Inf' if not np.isfinite(w).all() else 'negatives'}")
+        out.append(w)
+    return tuple(out)
+
+
 def _size_mismatch(key: str, size: int, n: int) -> str:
     return f"{key} has {size} entries but A has {n} rows"
+
+
+def _read_grid(z, path: Path, holds: str, weighted: bool) -> Grid:
+    spacing, boundary = (_array(z, key, path, holds) for key in ("spacing", "boundary"))
+    for key, value in (("spacing", spacing), ("boundary", boundary)):
+        if value.ndim != 0 or value.dtype.kind not in "iuf":
+            raise ValueError(f"{path}: {key} must be one number, got {value!r}")
+    try:
+        grid = Grid(_array(z, "flags", path, holds), spacing=float(spacing),
+                    boundary=CellType(int(boundary)))
+    except (TypeError, ValueError) as exc:  # e.g. unknown cell codes
+        raise ValueError(f"{path}: {exc}") from exc
+    weights = _read_face_weights(z, path, holds, grid.shape, weighted)
+    if weights is None:
+        return grid
+    return Grid(grid.flags, spacing=grid.spacing, boundary=grid.boundary, face_weights=weights)
 
 
 def _read_archive(z, path: Path) -> Problem:
@@ -213,21 +269,13 @@ def _read_archive(z, path: Path) -> Problem:
     if fmt in ("coo", "bsr", "dia", "lil", "dok"):
         raise ValueError(f"{path} holds a scipy {fmt!r} matrix; dcdm reads 'csr' or 'csc': save "
                          "A.tocsr() with scipy.sparse.save_npz and add an array 'b'")
-    if fmt not in (_GRID, _CSR, *_SCIPY):
+    if fmt not in (_GRID, _WEIGHTED_GRID, _CSR, *_SCIPY):
         raise ValueError(f"{path} is not a dcdm .npz system (its 'format' is {fmt!r}); "
                          f"{_EXPECTED}")
     holds = f"a scipy {fmt!r} matrix" if fmt in _SCIPY else f"a {fmt!r} system"
     grid = None
-    if fmt == _GRID:
-        spacing, boundary = (_array(z, key, path, holds) for key in ("spacing", "boundary"))
-        for key, value in (("spacing", spacing), ("boundary", boundary)):
-            if value.ndim != 0 or value.dtype.kind not in "iuf":
-                raise ValueError(f"{path}: {key} must be one number, got {value!r}")
-        try:
-            grid = Grid(_array(z, "flags", path, holds), spacing=float(spacing),
-                        boundary=CellType(int(boundary)))
-        except (TypeError, ValueError) as exc:  # e.g. unknown cell codes
-            raise ValueError(f"{path}: {exc}") from exc
+    if fmt in (_GRID, _WEIGHTED_GRID):
+        grid = _read_grid(z, path, holds, weighted=fmt == _WEIGHTED_GRID)
         n = grid.size
     else:
         A = _read_compressed(z, path, fmt, holds)

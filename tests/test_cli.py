@@ -181,3 +181,22 @@ def test_spectrum_command_reads_a_file_and_refuses_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["spectrum", "--n", "8", "-M", "neural"])
     assert "invalid choice: 'neural'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("problem", ["twophase3d", "cutcell3d", "twophase2d", "cutcell2d"])
+@pytest.mark.parametrize("precond", [None, "jacobi"])
+def test_solve_face_weighted_problems(problem, precond, capsys, monkeypatch):
+    argv = ["solve", "--problem", problem, "-n", "16"] + (["-M", precond] if precond else [])
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    head, table = out.splitlines()[0], out.splitlines()[3]
+    assert head.startswith(f"problem: {problem} n=16 seed=0; n = {16 ** int(problem[-2])}; "
+                           "face weights in [")
+    low = 0.001 if problem.startswith("twophase") else 0
+    assert f"face weights in [{low:g}, 1]" in head
+    assert "CONVERGED" in table and table.split()[1] == (precond or "mg")
+
+
+def test_unweighted_problem_says_nothing_of_weights(capsys):
+    assert cli.main(["solve", "--problem", "poisson2d", "-n", "8"]) == 0
+    assert "face weights" not in capsys.readouterr().out

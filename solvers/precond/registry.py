@@ -81,7 +81,7 @@ PRECONDITIONERS: dict[str, PreconditionerRecord] = {r.name: r for r in (
     PreconditionerRecord("amg", f"{_P}.amg:AMG", cpu_only=True,
                          options=("amg", "max_levels", "max_coarse")),
     PreconditionerRecord("mg", f"{_P}.mg:GeometricMG", needs_grid=True,
-                         options=("nu", "max_coarse", "boundary_sweeps")),
+                         options=("nu", "max_coarse", "boundary_sweeps", "coarsening")),
     PreconditionerRecord("neural", f"{_P}.neural:Neural", is_linear=False, is_spd=False,
                          needs_grid=True, options=("model", "network_dtype")),
     PreconditionerRecord("rbgs", f"{_P}.rbgs:RedBlackGS", needs_grid=True, options=("sweeps",)),

@@ -8,12 +8,13 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from dcdm.kernels import cuda_kernels, cuda_loader, reference
-from dcdm.problems import CellType, Grid
+from dcdm.problems import CellType, Grid, faces
 from tests.conftest import random_flags
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,6 +211,106 @@ def test_mg_kernels_take_2d_arrays_like_n0_n1_1(cp, loader, rng, shape):
     np.testing.assert_allclose(cp.asnumpy(bcd), bc[..., 0], rtol=1e-11, atol=1e-11)
 
 
+# -- GPU: the coefficient-stencil kernels (face weights) against the reference --------------
+
+
+def _coef_level(rng, shape, dtype, boundary=CellType.SOLID):
+    """``(diag, couplings)`` of a grid with random flags and random face weights (some 0)."""
+    weights = tuple(np.where(rng.random(s) < 0.1, 0.0, rng.uniform(0.05, 3.0, s))
+                    for s in faces.face_shapes(shape))
+    g = Grid(_flags(rng, shape), boundary=boundary, face_weights=weights)
+    diag, couplings = g.coefficients()
+    return diag.astype(dtype), tuple(k.astype(dtype) for k in couplings)
+
+
+def _dev(cp, couplings):
+    return tuple(cp.asarray(k) for k in couplings)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_coef_matvec_matches_reference(cp, loader, rng, shape, dtype, boundary):
+    diag, couplings = _coef_level(rng, shape, dtype, boundary)
+    x = rng.standard_normal(shape).astype(dtype)
+    tol = _tol(dtype)
+    ref = reference.coef_matvec(diag, couplings, x, np.empty_like(x), 4.0)
+    xd, out = cp.asarray(x), cp.full(shape, np.nan, dtype)
+    assert cuda_kernels.coef_matvec(cp.asarray(diag), _dev(cp, couplings), xd, out, 4.0) is out
+    np.testing.assert_allclose(cp.asnumpy(out), ref, rtol=tol,
+                               atol=tol * max(np.abs(ref).max(), 1))
+    np.testing.assert_array_equal(cp.asnumpy(xd), x)
+
+
+# (3-D array shape, coarsening factors); odd sizes, n2 = 1 (a 2-D grid as n0 x n1 x 1)
+COEF_MG_CASES = [((6, 5, 7), (2, 2, 2)), ((9, 4, 1), (2, 2, 1)), ((13, 5, 9), (2, 2, 1)),
+                 ((3, 8, 5), (1, 2, 2)), ((1, 1, 9), (1, 1, 2)), ((17, 2, 33), (2, 2, 2))]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize(("shape", "factors"), COEF_MG_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_coef_mg_kernels_match_reference(cp, loader, rng, shape, factors, dtype):
+    tol = _tol(dtype)
+    diag, couplings = _coef_level(rng, shape, dtype)
+    sup = diag >= 0
+    x = np.where(sup, rng.standard_normal(shape), 0).astype(dtype)
+    b = np.where(sup, rng.standard_normal(shape), 0).astype(dtype)
+    dd, kd, bd = cp.asarray(diag), _dev(cp, couplings), cp.asarray(b)
+    parity = np.indices(shape).sum(axis=0) % 2
+    for color in (0, 1):
+        x1, xd = x.copy(), cp.asarray(x)
+        reference.coef_rbgs_sweep(diag, couplings, x1, b, 4.0, color)
+        cuda_kernels.coef_rbgs_sweep(dd, kd, xd, bd, 4.0, color)
+        np.testing.assert_allclose(cp.asnumpy(xd), x1, rtol=tol, atol=tol * np.abs(x1).max())
+        cells = np.nonzero(parity == color)  # cells with diag <= 0 among them stay
+        x1, xd = x.copy(), cp.asarray(x)
+        reference.coef_rbgs_cells(diag, couplings, x1, b, 4.0, cells)
+        cuda_kernels.coef_rbgs_cells(dd, kd, xd, bd, 4.0,
+                                     tuple(cp.asarray(c.astype(np.int64)) for c in cells))
+        np.testing.assert_allclose(cp.asnumpy(xd), x1, rtol=tol, atol=tol * np.abs(x1).max())
+
+    cshape = tuple(-(-n // f) for n, f in zip(shape, factors, strict=True))
+    diag_c, _ = _coef_level(rng, cshape, dtype)
+    bc = np.full(cshape, np.nan, dtype=dtype)
+    reference.coef_residual_restrict(diag, couplings, x, b, 4.0, diag_c, bc, factors, 0.125)
+    bcd = cp.full(cshape, np.nan, dtype=dtype)
+    cuda_kernels.coef_residual_restrict(dd, kd, cp.asarray(x), bd, 4.0, cp.asarray(diag_c), bcd,
+                                        factors, 0.125)
+    np.testing.assert_allclose(cp.asnumpy(bcd), bc, rtol=10 * tol,
+                               atol=10 * tol * max(np.abs(bc).max(), 1))
+
+    xc = rng.standard_normal(cshape).astype(dtype)
+    x1, xd = x.copy(), cp.asarray(x)
+    reference.prolong_add(xc, diag, x1, factors)  # the fine diag in place of the code
+    cuda_kernels.prolong_add(cp.asarray(xc), dd, xd, factors)
+    np.testing.assert_allclose(cp.asnumpy(xd), x1, rtol=tol, atol=tol)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape", [(7, 9), (40, 33)])
+def test_coef_mg_kernels_take_2d_arrays_like_n0_n1_1(cp, loader, rng, shape):
+    diag, couplings = _coef_level(rng, shape, np.float64)
+    x = np.where(diag >= 0, rng.standard_normal(shape), 0)
+    b = np.where(diag >= 0, rng.standard_normal(shape), 0)
+    diag3, x3, b3 = diag[..., None], x[..., None], b[..., None]
+    k3 = (*(k[..., None] for k in couplings), np.zeros_like(diag3))
+    x1, xd = x3.copy(), cp.asarray(x)
+    reference.coef_rbgs_sweep(diag3, k3, x1, b3, 4.0, 1)
+    cuda_kernels.coef_rbgs_sweep(cp.asarray(diag), _dev(cp, couplings), xd, cp.asarray(b), 4.0, 1)
+    np.testing.assert_allclose(cp.asnumpy(xd), x1[..., 0], rtol=1e-12, atol=1e-12)
+    cshape = tuple(-(-n // 2) for n in shape)
+    diag_c, _ = _coef_level(rng, cshape, np.float64)
+    bc = np.empty((*cshape, 1))
+    reference.coef_residual_restrict(diag3, k3, x3, b3, 4.0, diag_c[..., None], bc, (2, 2, 1),
+                                     0.25)
+    bcd = cp.empty(cshape)
+    cuda_kernels.coef_residual_restrict(cp.asarray(diag), _dev(cp, couplings), cp.asarray(x),
+                                        cp.asarray(b), 4.0, cp.asarray(diag_c), bcd, (2, 2), 0.25)
+    np.testing.assert_allclose(cp.asnumpy(bcd), bc[..., 0], rtol=1e-11, atol=1e-11)
+
+
 @pytest.mark.gpu
 def test_fatbin_and_nvrtc_paths_agree(cp, fatbin_dir, rng, monkeypatch):
     g = Grid(_flags(rng, (20, 17, 23)), boundary=CellType.AIR)
@@ -377,6 +478,23 @@ def test_kernel_table_and_constants_match_the_sources():
     assert f"#define DCDM_REDUCE_BLOCKS {cuda_kernels.REDUCE_BLOCKS}\n" in header
     sources = sorted(p.stem for p in cuda_loader.SOURCE_DIR.glob("*.cu"))
     assert sources == sorted(cuda_loader.SOURCES)
+
+
+def test_coef_arguments_follow_the_axis_permutation_and_are_checked():
+    fake_cp = SimpleNamespace(ndarray=np.ndarray)  # the checks need no GPU
+    x, diag = np.zeros((4, 5)), np.ones((4, 5))
+    k = (np.full((4, 5), 2.0), np.full((4, 5), 3.0))
+    # a 2-D grid runs as (1, n0, n1): the size-1 axis first, with diag as its (unread) coupling
+    dims, perm = cuda_kernels._as3d(x.shape)
+    assert dims == (1, 4, 5)
+    args = cuda_kernels._coef_args(fake_cp, x, diag, k, perm)
+    assert [a is b for a, b in zip(args, (diag, diag, *k), strict=True)] == [True] * 4
+    with pytest.raises(ValueError, match=r"couplings must hold one array per axis of x \(2\)"):
+        cuda_kernels._coef_args(fake_cp, x, diag, k[:1], perm)
+    with pytest.raises(ValueError, match=r"couplings\[1\] \(\(4, 4\), float64\) does not match"):
+        cuda_kernels._coef_args(fake_cp, x, diag, (k[0], np.zeros((4, 4))), perm)
+    with pytest.raises(TypeError, match="diag has dtype int8; the CUDA kernels take float32"):
+        cuda_kernels._coef_args(fake_cp, x, diag.astype(np.int8), k, perm)
 
 
 def test_mg_shapes_and_factors_are_checked():

@@ -10,7 +10,7 @@ import pytest
 from dcdm import kernels
 from dcdm.kernels import arrays, reference
 from dcdm.kernels import xp as kx
-from dcdm.problems import CellType, Grid
+from dcdm.problems import CellType, Grid, faces
 from dcdm.solvers.precond.mg import GeometricMG
 from tests.conftest import random_flags
 
@@ -77,9 +77,10 @@ def test_vector_kernels_match_reference(rng, dtype, n):
 
 
 def _level_pair(rng, shape, boundary):
-    """A fine and a coarse level of a real MG hierarchy (3-D arrays)."""
+    """A fine and a coarse level of a real MG hierarchy (3-D arrays) with stencil codes (the
+    flag coarsening; Galerkin levels are coefficient stencils, tested below)."""
     g = Grid(random_flags(rng, shape, p_solid=0.1, p_air=0.05), spacing=0.5, boundary=boundary)
-    mg = GeometricMG(max_coarse=8).build(g.laplacian())
+    mg = GeometricMG(max_coarse=8, coarsening="flags").build(g.laplacian())
     return mg.levels[0], mg.levels[1], mg._weight
 
 
@@ -130,6 +131,143 @@ def test_mg_kernels_match_reference(rng, shape, dtype, boundary, shifted):
         kx.rbgs_cells(code_t, xt, _t(b), fine.scale, tuple(_t(c.astype(np.int64)) for c in cells),
                       **kw_t)
         np.testing.assert_allclose(xt.numpy(), xr, rtol=tol, atol=tol * np.abs(xr).max())
+
+
+# -- coefficient stencils (face weights), on NumPy arrays and CPU torch tensors ---------------
+
+LIBS = ["numpy", "torch"]
+
+
+def _as(lib, a):
+    """A private copy of ``a`` as a NumPy array or a torch tensor."""
+    return np.array(a, copy=True) if lib == "numpy" else _t(a)
+
+
+def _np(a):
+    return a if isinstance(a, np.ndarray) else a.numpy()
+
+
+def _weighted_grid(rng, shape, boundary=CellType.SOLID, **flag_kw):
+    """A grid with random flags and random face weights (some faces closed, weight 0)."""
+    weights = tuple(np.where(rng.random(s) < 0.1, 0.0, rng.uniform(0.05, 3.0, s))
+                    for s in faces.face_shapes(shape))
+    return Grid(random_flags(rng, shape, **flag_kw), spacing=0.5, boundary=boundary,
+                face_weights=weights)
+
+
+def _coefficients(grid, dtype, ndim=None):
+    """``grid.coefficients()`` in ``dtype``; with ``ndim=3`` a 2-D grid as ``n0 x n1 x 1``
+    (its third couplings all zero)."""
+    diag, couplings = grid.coefficients()
+    diag, couplings = diag.astype(dtype), [k.astype(dtype) for k in couplings]
+    if ndim == 3 and diag.ndim == 2:
+        diag, couplings = diag[..., None], [k[..., None] for k in couplings]
+        couplings.append(np.zeros_like(diag))
+    return diag, tuple(couplings)
+
+
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("boundary", [CellType.SOLID, CellType.AIR])
+def test_coef_matvec_matches_reference(rng, lib, shape, dtype, boundary):
+    g = _weighted_grid(rng, shape, boundary)
+    diag, couplings = _coefficients(g, dtype)
+    assert diag.min() < 0 or g.fluid.all()  # identity rows are exercised where there are any
+    x = rng.standard_normal(shape).astype(dtype)
+    tol = _tol(dtype)
+    ref = reference.coef_matvec(diag, couplings, x, np.empty_like(x), 4.0)
+    xa = _as(lib, x)
+    out = _as(lib, np.full(shape, np.nan, dtype))
+    res = kx.coef_matvec(_as(lib, diag), tuple(_as(lib, k) for k in couplings), xa, out, 4.0)
+    assert res is out and out.dtype == xa.dtype
+    np.testing.assert_allclose(_np(out), ref, rtol=tol, atol=tol * max(np.abs(ref).max(), 1))
+    np.testing.assert_array_equal(_np(xa), x)  # input untouched
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_coef_matvec_on_grid_coefficients_like_torch(rng, dtype):
+    g = _weighted_grid(rng, (6, 5, 7), CellType.AIR)
+    x = _t(rng.standard_normal(g.shape).astype(dtype))
+    diag, couplings = g.coefficients(x)  # converted by the grid, in x's dtype
+    assert isinstance(diag, torch.Tensor) and diag.dtype == x.dtype
+    ref = g.laplacian().to_csr().astype(dtype) @ x.numpy().ravel()
+    out = kx.coef_matvec(diag, couplings, x, torch.empty_like(x), 1 / g.spacing**2)
+    tol = _tol(dtype)
+    np.testing.assert_allclose(out.numpy().ravel(), ref, rtol=tol, atol=tol * np.abs(ref).max())
+
+
+# (grid shape, coarsening factors): 2-D grids run as n0 x n1 x 1 with factors (2, 2, 1)
+COEF_MG_CASES = [((9, 7), (2, 2, 1)), ((8, 11, 6), (2, 2, 2)), ((13, 5, 9), (2, 2, 1)),
+                 ((7, 1, 5), (2, 1, 2)), ((5, 6, 3), (1, 2, 2))]
+
+
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize(("shape", "factors"), COEF_MG_CASES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_coef_mg_kernels_match_reference(rng, lib, shape, factors, dtype):
+    tol = _tol(dtype)
+    diag, couplings = _coefficients(_weighted_grid(rng, shape, p_solid=0.15, p_air=0.1),
+                                    dtype, ndim=3)
+    shape3 = diag.shape
+    sup = diag >= 0
+    x = np.where(sup, rng.standard_normal(shape3), 0).astype(dtype)
+    b = np.where(sup, rng.standard_normal(shape3), 0).astype(dtype)
+    dg, ks, bt = _as(lib, diag), tuple(_as(lib, k) for k in couplings), _as(lib, b)
+    parity = np.indices(shape3).sum(axis=0) % 2
+
+    for color in (0, 1):
+        xr, xa = x.copy(), _as(lib, x)
+        reference.coef_rbgs_sweep(diag, couplings, xr, b, 4.0, color)
+        kx.coef_rbgs_sweep(dg, ks, xa, bt, 4.0, color)
+        np.testing.assert_allclose(_np(xa), xr, rtol=tol, atol=tol * np.abs(xr).max())
+        # every cell of the colour (those with diag <= 0 stay), and a random subset of them
+        every = np.nonzero(parity == color)
+        pick = rng.random(every[0].size) < 0.5
+        some = tuple(c[pick] for c in every)
+        for cells in (every, some):
+            xr, xa = x.copy(), _as(lib, x)
+            reference.coef_rbgs_cells(diag, couplings, xr, b, 4.0, cells)
+            kx.coef_rbgs_cells(dg, ks, xa, bt, 4.0,
+                               tuple(_as(lib, c.astype(np.int64)) for c in cells))
+            np.testing.assert_allclose(_np(xa), xr, rtol=tol, atol=tol * np.abs(xr).max())
+
+    cshape = tuple(-(-n // f) for n, f in zip(shape3, factors, strict=True))
+    diag_c, _ = _coefficients(_weighted_grid(rng, cshape[:len(shape)]), dtype, ndim=3)
+    bc_ref = np.full(diag_c.shape, np.nan, dtype=dtype)
+    reference.coef_residual_restrict(diag, couplings, x, b, 4.0, diag_c, bc_ref, factors, 0.25)
+    for work in (None, _as(lib, np.empty_like(x))):
+        bc = _as(lib, np.full(diag_c.shape, np.nan, dtype=dtype))
+        kx.coef_residual_restrict(dg, ks, _as(lib, x), bt, 4.0, _as(lib, diag_c), bc, factors,
+                                  0.25, work=work)
+        np.testing.assert_allclose(_np(bc), bc_ref, rtol=tol,
+                                   atol=tol * max(np.abs(bc_ref).max(), 1))
+
+    # the transfer up takes the fine diag in place of the stencil code (test: >= 0)
+    xc = rng.standard_normal(diag_c.shape).astype(dtype)
+    xr, xa = x.copy(), _as(lib, x)
+    reference.prolong_add(xc, diag, xr, factors)
+    kx.prolong_add(_as(lib, xc), dg, xa, factors)
+    np.testing.assert_allclose(_np(xa), xr, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(_np(xa)[~sup], 0)
+
+
+def test_coef_kernels_with_unit_weights_are_the_laplacian(rng):
+    g = Grid(random_flags(rng, (7, 6, 5)), spacing=0.5, boundary=CellType.AIR)
+    diag, couplings = _coefficients(g, np.float64)
+    x = np.where(g.fluid, rng.standard_normal(g.shape), 0)
+    want = reference.laplacian_matvec_fluid(g.stencil_code, x, np.empty_like(x), 4.0)
+    out = kx.coef_matvec(_t(diag), tuple(_t(k) for k in couplings), _t(x),
+                         torch.empty(g.shape, dtype=torch.float64), 4.0)
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def test_coef_rbgs_cells_with_no_cells_is_a_no_op():
+    x = torch.ones((2, 2, 2), dtype=torch.float64)
+    empty = torch.zeros(0, dtype=torch.int64)
+    kx.coef_rbgs_cells(torch.full_like(x, 6.0), (torch.ones_like(x),) * 3, x, x, 1.0,
+                       (empty,) * 3)
+    assert bool(torch.all(x == 1))
 
 
 def test_rbgs_cells_with_no_cells_is_a_no_op():

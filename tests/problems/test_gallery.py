@@ -110,3 +110,33 @@ def test_rejects_unknown_rhs(kind):
         gallery.poisson((5, 5), rhs=kind)
     with pytest.raises(ValueError, match="rhs must be 'random', 'smooth' or 'ones'"):
         gallery.build("smoke2d", 8, rhs=kind)
+
+
+@pytest.mark.parametrize(("name", "scene"), [("twophase", "two_phase"), ("cutcell", "cut_cells")])
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_weighted_problems_match_their_scenes(name, scene, ndim, monkeypatch):
+    from dcdm.problems import rhs, scenes
+
+    A, b = gallery.build(f"{name}{ndim}d", 12, seed=3)
+    g = getattr(scenes, scene)((12,) * ndim, seed=3)
+    assert A.grid.same_as(g) and A.grid.face_weights is not None
+    assert not A.grid.is_singular
+    assert_array_equal(b, rhs.random(g, seed=3))
+    # the operator carries the weights: it differs from the unweighted one on the same flags
+    plain = type(g)(g.flags).laplacian().to_csr()
+    assert (A.to_csr() != plain).nnz > 0
+    x = np.random.default_rng(0).standard_normal(A.shape[0])
+    assert_allclose(A.matvec(x), A.to_csr() @ x, rtol=1e-12, atol=1e-14)
+
+
+def test_weighted_problems_pass_their_options():
+    A, b = gallery.twophase((10, 10), ratio=10.0, bubbles=0, rhs="ones", dtype=np.float32)
+    assert A.dtype == b.dtype == np.float32
+    assert all(np.all(w == np.float64(0.1)) for w in A.grid.face_weights)
+    assert_array_equal(b, A.grid.mask(np.ones(100, dtype=np.float32)))
+    A, _ = gallery.cutcell((10, 10, 10), obstacles=0, open_top=False, rhs="smooth")
+    assert A.grid.is_singular and not np.any(A.grid.flags == CellType.AIR)
+    with pytest.raises(ValueError, match="ratio must be a finite number >= 1"):
+        gallery.build("twophase2d", 8, ratio=0.5)
+    with pytest.raises(ValueError, match="obstacles must be an integer >= 0"):
+        gallery.build("cutcell3d", 8, obstacles=-1)

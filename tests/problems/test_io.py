@@ -413,3 +413,104 @@ def test_load_scipy_npz_out_of_range_index(tmp_path, rng):
                                  indices=np.where(_INDICES == 4, 7, _INDICES)))
     with pytest.raises(ValueError, match=r"column indices must lie in 0\.\.4, found 7"):
         io.load(path)
+
+
+# -- .npz: grids with face weights ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "grid",
+    [
+        scenes.two_phase((10, 9, 8), bubbles=3, seed=1, spacing=0.5),
+        scenes.cut_cells((16, 12), obstacles=4, seed=2),
+        Grid(np.zeros((5, 6), dtype=np.int8), boundary=CellType.AIR,
+             face_weights=(np.full((6, 6), 0.25), np.arange(35.0).reshape(5, 7) / 7)),
+    ],
+    ids=["twophase3d", "cutcell2d", "air_box"],
+)
+def test_npz_round_trip_keeps_face_weights(tmp_path, rng, grid, dtype, monkeypatch):
+    A = grid.laplacian(dtype)
+    b = rng.standard_normal(A.shape[0]).astype(dtype)
+    path = tmp_path / "weighted.npz"
+    io.save(path, A, b)
+    with np.load(path, allow_pickle=False) as z:
+        assert str(z["format"]) == "dcdm-grid-2"
+        assert sorted(k for k in z.files if k.startswith("face_weights")) == [
+            f"face_weights_{a}" for a in range(grid.ndim)]
+    p = io.load(path)
+    assert p.grid.same_as(grid)
+    for mine, theirs in zip(p.grid.face_weights, grid.face_weights, strict=True):
+        assert mine.dtype == np.float64
+        assert_array_equal(mine.view(np.uint64), theirs.view(np.uint64))  # bit for bit
+    _same_sparse(p.A.to_csr(), A.to_csr())
+    assert p.A.dtype == A.dtype
+    v = rng.standard_normal(A.shape[0]).astype(dtype)
+    assert_array_equal(p.A.matvec(v), A.matvec(v))
+    assert_array_equal(p.b, b)
+
+
+def test_npz_unweighted_grid_stays_format_1(tmp_path):
+    A, b = gallery.smoke((8, 8), obstacles=1)
+    io.save(tmp_path / "s.npz", A, b)
+    with np.load(tmp_path / "s.npz", allow_pickle=False) as z:
+        assert str(z["format"]) == "dcdm-grid-1"
+        assert not any(k.startswith("face_weights") for k in z.files)
+    assert io.load(tmp_path / "s.npz").grid.face_weights is None
+
+
+def _weighted_arrays(**changes) -> dict[str, np.ndarray]:
+    """A dcdm-grid-2 archive of a 3 x 4 FLUID box with weights, with ``changes`` applied."""
+    arrays = {"format": np.array("dcdm-grid-2"), "flags": np.zeros((3, 4), dtype=np.int8),
+              "spacing": np.array(1.0), "boundary": np.array(int(CellType.AIR)),
+              "face_weights_0": np.full((4, 4), 0.5), "face_weights_1": np.full((3, 5), 2.0),
+              "b": np.ones(12)}
+    arrays.update(changes)
+    return {k: v for k, v in arrays.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"face_weights_1": np.full((3, 4), 2.0)},
+         r"face_weights_1 must have shape \(3, 5\) \(the flags' shape \(3, 4\) with axis 1 one "
+         r"longer\), got \(3, 4\)"),
+        ({"face_weights_0": np.full((4, 4), -0.5)},
+         r"face_weights_0 must be finite and >= 0 \(0 closes a face\); it holds negatives"),
+        ({"face_weights_1": np.full((3, 5), np.nan)},
+         r"face_weights_1 must be finite and >= 0 .*NaN or Inf"),
+        ({"face_weights_0": np.full((4, 4), np.inf)}, r"face_weights_0 must be finite"),
+        ({"face_weights_0": np.array(["a"] * 16).reshape(4, 4)},
+         r"face_weights_0 must be a real array, got <U1"),
+        ({"face_weights_0": np.full((4, 4), True)},
+         r"face_weights_0 must be a real array, got bool"),
+        ({"face_weights_1": None},
+         r"a 2-D grid needs the face weights \['face_weights_0', 'face_weights_1'\] \(one per "
+         r"axis\), got \['face_weights_0'\]"),
+        ({"face_weights_2": np.ones((3, 4))}, r"got \['face_weights_0', 'face_weights_1', "
+         r"'face_weights_2'\]"),
+        ({"face_weights_0": None, "face_weights_1": None},
+         r"holds a 'dcdm-grid-2' system but has no array 'face_weights_0'"),
+        ({"format": np.array("dcdm-grid-1")},
+         r"holds a 'dcdm-grid-1' system, which has no face weights, but it has arrays "
+         r"\['face_weights_0', 'face_weights_1'\]; a weighted grid's format is 'dcdm-grid-2'"),
+    ],
+    ids=["wrong-shape", "negative", "nan", "inf", "text", "bool", "missing-one", "extra",
+         "missing-all", "format-1-with-weights"],
+)
+def test_load_rejects_bad_face_weights_naming_file_and_key(tmp_path, changes, message):
+    path = tmp_path / "weights.npz"
+    np.savez(path, **_weighted_arrays(**changes))
+    with pytest.raises(ValueError, match=message) as err:
+        io.load(path)
+    assert str(err.value).startswith(str(path))
+
+
+def test_load_weighted_control(tmp_path):
+    path = tmp_path / "ok.npz"
+    np.savez(path, **_weighted_arrays(face_weights_0=np.full((4, 4), 1, dtype=np.int16)))
+    g = io.load(path).grid
+    assert_array_equal(g.face_weights[0], 1.0)
+    assert g.face_weights[0].dtype == np.float64
+    assert_array_equal(g.face_weights[1], 2.0)
+    assert_array_equal(g.laplacian().diagonal().reshape(3, 4)[1, 1], 2 * 1.0 + 2 * 2.0)
