@@ -18,8 +18,8 @@ Examples
 >>> import numpy as np
 >>> from dcdm.problems import faces
 >>> rho = np.array([[1.0, 1000.0]])
->>> [w.tolist() for w in faces.from_density(rho)]
-[[[1.0, 0.001]], [[1.0, 0.001996007984031936, 0.001]]]
+>>> [w.round(6).tolist() for w in faces.from_density(rho)]
+[[[1.0, 0.001], [1.0, 0.001]], [[1.0, 0.001998, 0.001]]]
 """
 
 from __future__ import annotations

@@ -1,18 +1,25 @@
 """``dcdm demo``: smoke rising past a moving obstacle, one pressure solve per step.
 
-:func:`run_demo` runs :func:`~dcdm.problems.smoke.scene.rising_smoke` with a
-progress bar, solving every step's pressure system with the chosen method
-(default: CG with geometric multigrid, the fastest measured on CPU, see
-``bench/NOTES.md``). At ``compare`` steps spread over the run it also solves
-that step's system with every method and preconditioner (from a zero initial
-guess, as ``dcdm solve`` would on the exported file; methods whose optional
-parts are missing, e.g. DCDM without trained weights, are skipped with a note)
-and exports the system to ``systems/step_NNNN.npz``. It writes into ``out``:
+:func:`run_demo` runs :func:`~dcdm.problems.smoke.scene.rising_smoke` (or another
+scene of :data:`~dcdm.problems.smoke.scene.SCENES`) with a progress bar, solving
+every step's pressure system with the chosen method (default: CG with geometric
+multigrid, the fastest measured on CPU, see ``bench/NOTES.md``). At ``compare``
+steps spread over the run it also solves that step's system with every method
+and preconditioner (from a zero initial guess, as ``dcdm solve`` would on the
+exported file; methods whose optional parts are missing, e.g. DCDM without
+trained weights, are skipped with a note) and exports the system to
+``systems/step_NNNN.npz``. Then (``compare_two_phase``) it runs a short
+:func:`~dcdm.problems.smoke.scene.two_phase_tank` (a heavy drop over a pool,
+density ratio 1000, at most 32^3 or 64^2 cells, :data:`TWO_PHASE_STEPS` steps)
+and compares every method on its last system too, the variable-density case
+(face weights over three decades) next to the smoke's constant density; it is
+exported as ``systems/two_phase.npz`` (an assembled matrix). It writes into ``out``:
 
 ``frames/frame_NNNN.png``   density frames (3-D: mid-slice and max-projection)
 ``smoke.gif``               the frames animated
 ``solver.png``              iterations and times per step
-``records.json``            the scene, every step's record, the comparisons, a summary
+``records.json``            the scene, every step's record, the comparisons, the
+                            two-phase comparison, a summary
 ``systems/*.npz``           the compared steps' pressure systems (``dcdm solve`` reads them)
 
 Examples
@@ -42,10 +49,11 @@ from dcdm._version import __version__
 from dcdm.solvers.compare import compare, format_table
 
 from .render import FrameWriter, plot_records, write_gif
-from .scene import rising_smoke
+from .scene import SCENES, two_phase_tank
 from .simulation import Simulation
 
-__all__ = ["DEFAULT_STEPS", "DemoOutput", "compare_methods", "format_table", "run_demo"]
+__all__ = ["DEFAULT_STEPS", "DemoOutput", "compare_methods", "compare_two_phase_system",
+           "format_table", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,12 @@ COMPARE_MAXITER = 2000
 #: iterations of a network (DCDM, FCG + neural) cost far more on a CPU: cap them lower so
 #: an untrained or poor network cannot stall the demo
 COMPARE_MAXITER_NETWORK = 100
+#: steps of the two-phase run before its system is compared (the drop is falling)
+TWO_PHASE_STEPS = 4
+#: the network methods' cap on the two-phase system: the shipped networks are trained on
+#: constant-density systems and FCG + neural does not converge at a 1000:1 density ratio, so
+#: 30 iterations show that at under a third of the cost of 100
+TWO_PHASE_MAXITER_NETWORK = 30
 
 
 @dataclass
@@ -69,21 +83,56 @@ class DemoOutput:
     records: list[dict]
     comparisons: list[dict] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    two_phase: dict | None = None
 
 
 def compare_methods(A, b, rtol: float = 1e-6, maxiter: int = COMPARE_MAXITER,
-                    warm_up: bool = True) -> tuple[list[dict], list[str]]:
+                    warm_up: bool = True, network_maxiter: int = COMPARE_MAXITER_NETWORK
+                    ) -> tuple[list[dict], list[str]]:
     """Solve ``A x = b`` with every method and preconditioner; returns ``(rows, skipped)``.
 
     :func:`dcdm.solvers.compare.compare` over the registries' comparison matrix (the one
     ``dcdm solve --method all`` prints), with network methods (DCDM, FCG + neural)
-    stopped after at most :data:`COMPARE_MAXITER_NETWORK` iterations. Each row has
+    stopped after at most ``network_maxiter`` iterations. Each row has
     ``method``, ``M``, ``iterations``, ``reason``, ``rel_residual`` (true
     ``||b - A x|| / ||b||``), ``setup_time``, ``solve_time``; ``skipped`` says which
     combinations could not run and why (a missing extra, no weights).
     """
-    return compare(A, b, rtol=rtol, maxiter=maxiter, network_maxiter=COMPARE_MAXITER_NETWORK,
+    return compare(A, b, rtol=rtol, maxiter=maxiter, network_maxiter=network_maxiter,
                    warm_up=warm_up)
+
+
+def two_phase_size(n: int, ndim: int) -> int:
+    """Cells per axis of the demo's two-phase system: ``n / 2`` in 3-D (at most 32),
+    ``n`` in 2-D (at most 64), at least 8."""
+    return max(8, min(n // 2, 32) if ndim == 3 else min(n, 64))
+
+
+def compare_two_phase_system(n: int, ndim: int, folder: Path, *, method: str = "cg",
+                             M: Any = "auto", rtol: float = 1e-6, steps: int = TWO_PHASE_STEPS,
+                             seed: int | None = 0, warm_up: bool = True) -> dict[str, Any]:
+    """Run ``steps`` steps of :func:`~.scene.two_phase_tank` (``n`` cells per axis, solved
+    with ``method``/``M``), export the last system to ``folder/systems/two_phase.npz`` and
+    solve it with every method (:func:`compare_methods`, network methods capped at
+    :data:`TWO_PHASE_MAXITER_NETWORK` iterations).
+
+    Returns a JSON-ready dict: ``scene``, ``shape``, ``density_ratio``, ``step``,
+    ``system`` (relative to ``folder``), ``records`` (the run's steps), ``rows`` and
+    ``skipped`` (as :func:`compare_methods`), ``wall_time`` (run and comparison, s).
+    """
+    t0 = time.perf_counter()
+    sim = Simulation(two_phase_tank(n, ndim=ndim, seed=seed, method=method, M=M, rtol=rtol))
+    sim.run(steps)
+    path = folder / "systems" / "two_phase.npz"
+    sim.export_system(path)
+    proj = sim.last_projection
+    rows, skipped = compare_methods(proj.grid.laplacian(), proj.rhs, rtol=rtol,
+                                    warm_up=warm_up, network_maxiter=TWO_PHASE_MAXITER_NETWORK)
+    return {"scene": "two_phase_tank", "shape": list(sim.config.shape),
+            "density_ratio": sim.config.two_phase.density_ratio, "step": sim.state.step,
+            "system": str(path.relative_to(folder)),
+            "records": [r.to_dict() for r in sim.records], "rows": rows, "skipped": skipped,
+            "wall_time": time.perf_counter() - t0}
 
 
 def _summary(records: list[dict]) -> dict[str, Any]:
@@ -132,6 +181,8 @@ def run_demo(
     rtol: float = 1e-6,
     progress: bool = True,
     report: Callable[[str], None] | None = None,
+    scene: str = "rising_smoke",
+    compare_two_phase: bool = True,
 ) -> DemoOutput:
     """Run the demo scene and write frames, GIF, plot, JSON and the compared systems.
 
@@ -159,12 +210,20 @@ def run_demo(
         Show a tqdm bar.
     report : callable, optional
         Receives the comparison tables and the summary as text (default: the log).
+    scene : str
+        A scene of :data:`~dcdm.problems.smoke.scene.SCENES` (``"rising_smoke"``, or
+        ``"two_phase_tank"``: its frames show the heavy fluid).
+    compare_two_phase : bool
+        Also compare every method on a short two-phase run's system (see the module
+        docstring); not done when ``compare`` is 0 or the scene itself is two-phase.
 
     Returns
     -------
     DemoOutput
     """
     report = report or log.info
+    if scene not in SCENES:
+        raise ValueError(f"scene must be one of {sorted(SCENES)}, got {scene!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if method == "auto":
@@ -175,7 +234,7 @@ def run_demo(
                          "method='fcg' with precond='neural'")
     M = None if method == "dcdm" else (precond or "auto")
     folder = _output_folder(out)
-    sim = Simulation(rising_smoke(n, ndim=ndim, seed=seed, method=method, M=M, rtol=rtol))
+    sim = Simulation(SCENES[scene](n, ndim=ndim, seed=seed, method=method, M=M, rtol=rtol))
     cfg = sim.config
     frame_every = max(1, math.ceil(steps / 150))
     frames = FrameWriter(folder / "frames", ndim)
@@ -185,7 +244,8 @@ def run_demo(
 
     def after_step(sim: Simulation, rec) -> None:
         if rec.step % frame_every == 0 or rec.step == steps:
-            frames.write(sim.state.density, sim.state.flags,
+            shown = sim.state.density if sim.state.phase is None else sim.state.phase
+            frames.write(shown, sim.state.flags,
                          f"step {rec.step}, t = {rec.time:.2f} s: {rec.method} "
                          f"(M={rec.preconditioner}) {rec.iterations} iterations")
         if rec.step in compare_steps:
@@ -199,29 +259,48 @@ def run_demo(
                                 "rows": rows, "skipped": skipped})
 
     t0 = time.perf_counter()
+    two_phase, wall = None, None
     try:
         sim.run(steps, progress=progress, callback=after_step)
+        wall = time.perf_counter() - t0  # the scene's run; the two-phase one times itself
+        if compare_two_phase and compare > 0 and cfg.two_phase is None:
+            two_phase = compare_two_phase_system(
+                two_phase_size(n, ndim), ndim, folder, method=method, M=M, rtol=rtol,
+                seed=seed, warm_up=not comparisons)
+            systems.append(folder / two_phase["system"])
     except KeyboardInterrupt:  # keep what was computed so far
         log.warning("interrupted after %d steps; writing what there is", sim.state.step)
     finally:
         frames.close()
-    wall = time.perf_counter() - t0
+    if wall is None:
+        wall = time.perf_counter() - t0
     records = [r.to_dict() for r in sim.records]
     if not records:
         raise RuntimeError("the demo ran no steps")
     summary = {"wall_time": wall, **_summary(records)}
+    if two_phase is not None:
+        summary["two_phase"] = {
+            "shape": two_phase["shape"], "density_ratio": two_phase["density_ratio"],
+            "steps": two_phase["step"], "wall_time": two_phase["wall_time"],
+            "all_converged": all(r["converged"] for r in two_phase["records"]),
+            "max_div_after": max(r["max_div_after"] for r in two_phase["records"]),
+            "converged_methods": [f"{r['method']} M={r['M']}" for r in two_phase["rows"]
+                                  if r["reason"].startswith("CONVERGED")],
+        }
     gif = write_gif(frames.paths, folder / "smoke.gif")
-    scene = (f"{'x'.join(map(str, cfg.shape))} smoke, {method} M={records[-1]['preconditioner']}"
-             f", rtol {rtol:g}")
-    plot = plot_records(records, folder / "solver.png", compare_steps, title=scene)
+    kind = "smoke" if cfg.two_phase is None else "two-phase"
+    title = (f"{'x'.join(map(str, cfg.shape))} {kind}, {method} "
+             f"M={records[-1]['preconditioner']}, rtol {rtol:g}")
+    plot = plot_records(records, folder / "solver.png", compare_steps, title=title)
     payload = {
         "dcdm_version": __version__,
-        "scene": {"name": "rising_smoke", "n": n, "ndim": ndim, "steps": steps, "seed": seed,
+        "scene": {"name": scene, "n": n, "ndim": ndim, "steps": steps, "seed": seed,
                   "spacing": cfg.spacing, "dt": cfg.dt, "cfl": cfg.cfl,
                   "open_top": cfg.open_top, "method": method, "M": M, "rtol": rtol},
         "summary": summary,
         "records": records,
         "comparisons": comparisons,
+        "two_phase": two_phase,
     }
     json_path = folder / "records.json"
     json_path.write_text(json.dumps(payload, indent=1))
@@ -232,8 +311,15 @@ def run_demo(
         text += [f"  skipped {s}" for s in c["skipped"] if s not in noted]
         noted.update(c["skipped"])
         report("\n".join(text))
+    if two_phase is not None:
+        report("\n".join([
+            f"two-phase: {'x'.join(map(str, two_phase['shape']))} heavy drop over a pool, density "
+            f"ratio {two_phase['density_ratio']:g}, step {two_phase['step']}: every method on "
+            f"{two_phase['system']} (zero initial guess; network methods capped at "
+            f"{TWO_PHASE_MAXITER_NETWORK} iterations)", format_table(two_phase["rows"]),
+            *[f"  skipped {s}" for s in two_phase["skipped"] if s not in noted]]))
     report(
-        f"{scene}: {len(records)} steps in {wall:.1f} s; per step (mean of "
+        f"{title}: {len(records)} steps in {wall:.1f} s; per step (mean of "
         f"{summary['steps_averaged']}): advection {summary['mean_advect_time']:.3f} s, "
         f"solver set-up {summary['mean_setup_time']:.3f} s, solve "
         f"{summary['mean_solve_time']:.3f} s ({summary['mean_iterations']:.1f} iterations), "
@@ -241,4 +327,4 @@ def run_demo(
         f"{summary['max_div_after']:.2e}"
     )
     return DemoOutput(folder, frames.paths, gif, plot, json_path, systems, records,
-                      comparisons, summary)
+                      comparisons, summary, two_phase)

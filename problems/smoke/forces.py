@@ -1,10 +1,25 @@
-"""Body forces and sources of the smoke solver: buoyancy and a smoke inflow.
+"""Body forces and sources of the smoke solver: buoyancy, gravity and a smoke inflow.
 
 Buoyancy (Fedkiw, Stam & Jensen, "Visual simulation of smoke", SIGGRAPH 2001,
 without the temperature term) pushes smoky fluid up: on every vertical face
 (axis 1 is up)
 
     v += dt * buoyancy * (density averaged over the face's two cells).
+
+Smoke is a passive marker in the (light) fluid, so this is an acceleration,
+independent of the fluid's density. Gravity in two-phase flow
+(:func:`add_gravity`) acts on the difference between the fluid's density and
+the ambient (light) one, in the same spirit: buoyancy relative to the fluid at
+rest. Writing the pressure as ``p = p' + p_h`` with ``p_h`` the hydrostatic
+pressure of the ambient fluid (``grad p_h = -rho_a g e_up``), the momentum
+equation ``du/dt = -grad p / rho - g e_up`` becomes, exactly,
+
+    du/dt = -grad p' / rho - g (1 - rho_a / rho) e_up,
+
+so on every vertical face ``v -= dt * g * (1 - rho_a / rho_f)``, ``rho_f`` the
+face density of the projection (:func:`dcdm.problems.faces.from_density`): the
+ambient fluid feels no force, a 1000 times heavier one nearly the full ``g``,
+and the projection solves for ``p'`` (0 at an open top, as ``p_h`` is there).
 
 A :class:`Source` keeps its region full of smoke and drives an inflow: each
 step its cells' density is raised to ``density`` and every face touching the
@@ -35,10 +50,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import faces
 from ..geometry import Shape
 from .state import SmokeState
 
-__all__ = ["Source", "add_buoyancy"]
+__all__ = ["Source", "add_buoyancy", "add_gravity"]
 
 UP = 1
 
@@ -60,6 +76,21 @@ def add_buoyancy(velocity: Sequence[np.ndarray], density: np.ndarray, dt: float,
     lo[UP] = slice(0, -1)
     hi[UP] = slice(1, None)
     velocity[UP] += (0.5 * dt * buoyancy) * (d[tuple(lo)] + d[tuple(hi)])
+
+
+def add_gravity(velocity: Sequence[np.ndarray], rho: np.ndarray, dt: float, gravity: float,
+                rho_ambient: float) -> None:
+    """``v -= dt * gravity * (1 - rho_ambient / rho_f)`` on the vertical faces, in place.
+
+    ``rho`` holds the cell densities, ``rho_f`` is a face's (the mean of its two cells',
+    a boundary face's its cell's, as the projection's face weights). See the module
+    docstring for why gravity acts on the density difference only.
+    """
+    if gravity == 0.0:
+        return
+    # from_density(rho / rho_a) is rho_a / rho_f: exactly 1 (no force) in the ambient fluid
+    w = faces.from_density(np.asarray(rho, dtype=np.float64) / rho_ambient)[UP]
+    velocity[UP] -= (dt * gravity) * (1.0 - w)
 
 
 @dataclass(frozen=True)

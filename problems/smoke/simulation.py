@@ -4,14 +4,15 @@ A step (Stam's splitting, as in Bridson, *Fluid Simulation for Computer
 Graphics*, ch. 2-5):
 
 1. choose ``dt`` (the configured one, capped by the CFL number);
-2. advect density and velocity through the last divergence-free velocity
-   (:mod:`.advect`);
-3. add buoyancy and the sources' smoke and inflow (:mod:`.forces`);
+2. advect density (and the two-phase colour function) and velocity through the
+   last divergence-free velocity (:mod:`.advect`);
+3. add buoyancy, gravity on the heavy fluid (two-phase flow, :mod:`.two_phase`)
+   and the sources' smoke and inflow (:mod:`.forces`);
 4. move the obstacles to ``t + dt``: new flags, solid velocities on their faces
    (:mod:`.obstacles`);
-5. project (:mod:`.projection`): assemble ``A p = b`` on the new flags, solve it
-   with the configured method warm-started from the last pressure, subtract
-   the gradient;
+5. project (:mod:`.projection`): assemble ``A p = b`` on the new flags (with the
+   face weights ``rho / rho_face`` of the two-phase density), solve it with the
+   configured method warm-started from the last pressure, subtract the gradient;
 6. record iterations, reason, true residual, set-up and solve time, advection
    time and ``max |div u|`` after projection (:class:`StepRecord`).
 
@@ -41,10 +42,11 @@ from dcdm.kernels.optional import maybe
 
 from ..grid import CellType
 from .advect import advect_scalar, advect_velocity
-from .forces import Source, add_buoyancy
+from .forces import Source, add_buoyancy, add_gravity
 from .obstacles import Obstacle, rasterize
 from .projection import Projection, project, save_system
 from .state import SmokeState
+from .two_phase import TwoPhase
 
 __all__ = ["Simulation", "SmokeConfig", "StepRecord"]
 
@@ -68,11 +70,14 @@ class SmokeConfig:
     buoyancy : float
         Upward acceleration per unit smoke density (domain units / s^2).
     rho : float
-        Fluid density in the projection.
+        Fluid density in the projection (the light fluid's with ``two_phase``).
     open_top : bool
         AIR on the top layer (an SPD system); ``False``: a closed box (singular).
     sources, obstacles : sequence
         :class:`~.forces.Source` and :class:`~.obstacles.Obstacle` objects.
+    two_phase : TwoPhase or None
+        A heavy fluid in the light one (variable density, gravity on the density
+        difference; :mod:`.two_phase`); ``None``: one fluid of density ``rho``.
     method, M, rtol, atol, maxiter, solver_options
         How each step's pressure system is solved (:func:`dcdm.solve`).
     warm_start : bool
@@ -92,6 +97,7 @@ class SmokeConfig:
     open_top: bool = True
     sources: Sequence[Source] = ()
     obstacles: Sequence[Obstacle] = ()
+    two_phase: TwoPhase | None = None
     method: str = "cg"
     M: Any = "auto"
     rtol: float = 1e-6
@@ -120,6 +126,11 @@ class SmokeConfig:
             if bad:
                 raise TypeError(f"{name} must hold {kind.__name__} objects, got {bad[0]}")
             setattr(self, name, items)
+        if self.two_phase is not None and not isinstance(self.two_phase, TwoPhase):
+            raise TypeError(f"two_phase must be a TwoPhase or None, got "
+                            f"{type(self.two_phase).__name__}")
+        if not (np.isfinite(self.rho) and self.rho > 0):
+            raise ValueError(f"rho must be a positive finite density, got {self.rho}")
 
 
 @dataclass(frozen=True)
@@ -129,7 +140,8 @@ class StepRecord:
     ``setup_time`` and ``solve_time`` are the solver's (preconditioner set-up,
     iterations); ``project_time`` is the whole projection (flag grid, right-hand
     side, solve, gradient); ``advect_time`` the advection of density and velocity;
-    ``residual_norm`` the true ``||b - A p||_2``; ``max_div_*`` over FLUID cells (1/s).
+    ``residual_norm`` the true ``||b - A p||_2``; ``max_div_*`` over FLUID cells (1/s);
+    ``density_ratio`` the step's ``max rho / min rho`` (1 for one fluid).
     """
 
     step: int
@@ -151,6 +163,7 @@ class StepRecord:
     max_div_after: float
     n_fluid: int
     singular: bool
+    density_ratio: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -174,6 +187,10 @@ class Simulation:
         self.config = config
         self.state = SmokeState.empty(config.shape, config.spacing)
         self.state.flags, _ = self.flags_at(0.0)
+        if config.two_phase is not None:
+            phase = config.two_phase.initial_phase(config.shape)
+            phase[self.state.flags == CellType.SOLID] = 0.0
+            self.state.phase = phase
         self.records: list[StepRecord] = []
         self.last_projection: Projection | None = None
         self.rng = np.random.default_rng(config.seed)
@@ -212,19 +229,28 @@ class Simulation:
         h = cfg.spacing
         u_old = s.velocity
         s.density = advect_scalar(s.density, u_old, dt, h, backend=cfg.backend)
+        if s.phase is not None:
+            s.phase = advect_scalar(s.phase, u_old, dt, h, backend=cfg.backend)
         s.velocity = advect_velocity(u_old, dt, h, backend=cfg.backend)
         advect_time = time.perf_counter() - t_start
         add_buoyancy(s.velocity, s.density, dt, cfg.buoyancy)
+        tp = cfg.two_phase
+        if tp is not None:
+            add_gravity(s.velocity, tp.density(s.phase, cfg.rho), dt, tp.gravity, cfg.rho)
         for src in cfg.sources:
             src.apply(s, self.rng)
         flags, solid_velocity = self.flags_at(s.time + dt)
         s.density[flags == CellType.SOLID] = 0.0
+        rho: float | np.ndarray = cfg.rho
+        if s.phase is not None:
+            s.phase[flags == CellType.SOLID] = 0.0
+            rho = tp.density(s.phase, cfg.rho)
         solver = dict(method=cfg.method, M=cfg.M, rtol=cfg.rtol, atol=cfg.atol,
                       maxiter=cfg.maxiter, **cfg.solver_options)
         solver.update(overrides)
         t_project = time.perf_counter()
-        proj = project(s.velocity, flags, spacing=h, dt=dt, rho=cfg.rho, boundary=self.boundary,
-                       solid_velocity=solid_velocity,
+        proj = project(s.velocity, flags, spacing=h, dt=dt, rho=rho, rho_ref=cfg.rho,
+                       boundary=self.boundary, solid_velocity=solid_velocity,
                        x0=s.pressure if cfg.warm_start else None, **solver)
         project_time = time.perf_counter() - t_project
         s.pressure, s.flags = proj.pressure, flags
@@ -242,6 +268,7 @@ class Simulation:
             step_time=time.perf_counter() - t_start, max_div_before=proj.max_div_before,
             max_div_after=proj.max_div_after, n_fluid=proj.grid.n_fluid,
             singular=proj.grid.is_singular,
+            density_ratio=float(np.max(rho) / np.min(rho)),
         )
         if not rec.converged:
             log.warning("step %d: pressure solve did not converge (%s after %d iterations)",

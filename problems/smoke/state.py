@@ -26,8 +26,9 @@ Each face is one of
     equation; the velocity is extrapolated from its neighbours for advection.
 
 With these classes the divergence of the projected velocity on FLUID cells is
-``div(u*) + (dt / rho) (L p)`` where ``L`` is exactly
-:meth:`dcdm.problems.Grid.laplacian` (see :mod:`.projection`).
+``div(u*) + (dt / rho_ref) (L p)`` where ``L`` is exactly
+:meth:`dcdm.problems.Grid.laplacian` of the step's grid, with the face weights
+``rho_ref / rho_face`` when the density varies (see :mod:`.projection`).
 
 Examples
 --------
@@ -98,6 +99,9 @@ class SmokeState:
         Simulated time (seconds).
     step : int
         Completed steps.
+    phase : ndarray or None
+        Two-phase flow only: the heavy fluid's colour function ``phi`` per cell, in
+        ``[0, 1]`` (1 = heavy; see :mod:`.two_phase`); ``None`` for one fluid.
     """
 
     velocity: list[np.ndarray]
@@ -107,6 +111,7 @@ class SmokeState:
     spacing: float = 1.0
     time: float = 0.0
     step: int = 0
+    phase: np.ndarray | None = None
 
     @classmethod
     def empty(cls, shape: Sequence[int], spacing: float = 1.0) -> SmokeState:
@@ -189,18 +194,24 @@ def subtract_gradient(
     pressure: np.ndarray,
     faces: Sequence[np.ndarray],
     coef: float,
+    face_weights: Sequence[np.ndarray] | None = None,
 ) -> None:
-    """``u_a -= coef * (p[i] - p[i-1])`` on FLUID faces, in place (``p`` is 0 off FLUID).
+    """``u_a -= coef * w_a * (p[i] - p[i-1])`` on FLUID faces, in place (``p`` is 0 off FLUID).
 
-    ``coef = dt / (rho h)``; the pressure beyond the domain boundary counts as 0,
-    which matters only for an AIR boundary (a SOLID one has no FLUID faces).
+    ``coef = dt / (rho h)``; with variable density ``coef = dt / (rho_ref h)`` and
+    ``face_weights`` the grid's ``w = rho_ref / rho_face`` (``None``: ``w = 1``). The
+    pressure beyond the domain boundary counts as 0, which matters only for an AIR
+    boundary (a SOLID one has no FLUID faces).
     """
     for a, (u, cls) in enumerate(zip(velocity, faces, strict=True)):
         pad = [(0, 0)] * pressure.ndim
         pad[a] = (1, 1)
         grad = np.diff(np.pad(pressure, pad), axis=a)
         m = cls == FLUID_FACE
-        u[m] -= coef * grad[m]
+        if face_weights is None:
+            u[m] -= coef * grad[m]
+        else:
+            u[m] -= coef * face_weights[a][m] * grad[m]
 
 
 def extrapolate_open(velocity: Sequence[np.ndarray], faces: Sequence[np.ndarray],

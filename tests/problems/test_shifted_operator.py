@@ -124,15 +124,19 @@ def test_shifted_vcycle_is_symmetric_and_positive(rng, shape, open_top):
         assert x @ Mx > 0
 
 
-@pytest.mark.parametrize("magnitude, most", [(0.0, 9), (1.0, 8), (1e2, 4), (1e4, 2)])
-def test_mg_built_on_the_shifted_operator_keeps_its_iterations(rng, magnitude, most):
+# the Galerkin coarsening (the default) takes one iteration more than the flag rule on L
+# alone in this open tank (10 vs 9), the price of keeping thin walls on the coarse grids
+@pytest.mark.parametrize("magnitude, coarsening, most", [
+    (0.0, "galerkin", 10), (0.0, "flags", 9), (1.0, "galerkin", 8), (1.0, "flags", 8),
+    (1e2, "galerkin", 4), (1e4, "galerkin", 2), (1e4, "flags", 2)])
+def test_mg_built_on_the_shifted_operator_keeps_its_iterations(rng, magnitude, coarsening, most):
     """MG on ``L + D`` takes no more iterations than on ``L`` whatever D's size; an MG
     built on ``L`` alone degrades as D grows (the mismatch the shift removes)."""
     g = scenes.smoke((32, 32, 32), obstacles=8, seed=0)
     A = g.laplacian()
     K = A.shifted(magnitude * rng.exponential(1.0, g.size))
     b = np.where(g.fluid.ravel(), rng.standard_normal(g.size), 0)
-    res = dcdm.solve(K, b, M="mg", rtol=1e-8)
+    res = dcdm.solve(K, b, M=GeometricMG(coarsening=coarsening), rtol=1e-8)
     assert res.converged and res.iterations <= most
     assert np.linalg.norm(b - K @ res.x) <= 1e-8 * np.linalg.norm(b)
     if magnitude >= 1e2:

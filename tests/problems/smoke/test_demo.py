@@ -26,6 +26,10 @@ def test_dcdm_demo_writes_its_files(tmp_path, capsys):
             "max_div_after"} <= set(data["records"][0])
     assert [c["step"] for c in data["comparisons"]] == [1, 2, 3]
     assert data["summary"]["all_converged"]
+    # and every method on a short two-phase run's system (density ratio 1000), half the size
+    assert "two-phase: 12x12x12" in printed
+    assert data["two_phase"]["shape"] == [12, 12, 12] and data["two_phase"]["rows"]
+    assert data["summary"]["two_phase"]["all_converged"]
     # the compared systems are exported for `dcdm solve` and training
     system = io.load(out / data["comparisons"][0]["system"])
     assert system.grid.shape == (24, 24, 24) and system.x is not None
@@ -40,6 +44,16 @@ def test_demo_2d_with_another_method(tmp_path, capsys):
     assert {r["method"] for r in data["records"]} == {"fcg"}
     assert {r["preconditioner"] for r in data["records"]} == {"mic0"}
     assert [c["step"] for c in data["comparisons"]] == [4]
+    capsys.readouterr()
+
+
+def test_demo_runs_the_two_phase_scene_from_the_cli(tmp_path, capsys):
+    out = tmp_path / "tp"
+    assert cli.main(["demo", "--2d", "--scene", "two_phase_tank", "--steps", "3", "--n", "16",
+                     "--compare", "0", "--out", str(out), "--no-progress"]) == 0
+    data = json.loads((out / "records.json").read_text())
+    assert {r["density_ratio"] for r in data["records"]} == {1000.0}
+    assert all(r["converged"] for r in data["records"])
     capsys.readouterr()
 
 
