@@ -40,7 +40,8 @@ import numpy as np
 
 from dcdm.kernels import codes
 
-__all__ = ["band", "block_sum", "coarsen_coefficients", "coarsen_flags", "padded3"]
+__all__ = ["band", "block_sum", "coarsen_coefficients", "coarsen_flags", "coefficients3",
+           "padded3"]
 
 #: the over-correction factor of the Galerkin rule (see the module docstring)
 BETA = 0.5
@@ -163,3 +164,13 @@ def band(flags3: np.ndarray, code: np.ndarray, boundary: int) -> tuple[tuple, tu
     colour = (cells[0] + cells[1] + cells[2]) % 2
     return (tuple(np.ascontiguousarray(c[colour == 0]) for c in cells),
             tuple(np.ascontiguousarray(c[colour == 1]) for c in cells))
+
+
+def coefficients3(grid, shape3) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """The grid's coefficient form as 3-D arrays (a 2-D grid gets a zero third coupling)."""
+    diag, couplings = grid.coefficients()
+    diag = diag.reshape(shape3)
+    couplings = tuple(k.reshape(shape3) for k in couplings)
+    if len(couplings) == 2:
+        couplings = (*couplings, np.zeros(shape3))
+    return diag, couplings

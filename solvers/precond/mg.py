@@ -60,7 +60,7 @@ from dcdm import kernels
 from dcdm.kernels import arrays, codes, stencil
 
 from .base import Preconditioner, check_array, require_grid
-from .coarsening import band, block_sum, coarsen_coefficients, coarsen_flags, padded3
+from .coarsening import band, block_sum, coarsen_coefficients, coarsen_flags, coefficients3, padded3
 
 __all__ = ["GeometricMG", "coarsen_flags"]
 
@@ -164,7 +164,7 @@ class GeometricMG(Preconditioner):
         shift = None if shift is None or not np.any(shift) else shift.reshape(flags.shape)
         galerkin = self.coarsening == "galerkin"
         if galerkin:  # the fine operator in coefficient form, shift in stencil units
-            diag, couplings = _coefficients3(grid, flags.shape)
+            diag, couplings = coefficients3(grid, flags.shape)
             shift_st = None if shift is None else shift / scale
             if shift is not None:
                 diag = np.where(diag >= 0, diag + shift_st, diag)
@@ -418,16 +418,6 @@ class _DeviceHierarchy:
         rhs = xp.astype(xp.take(xp.reshape(lev.b, (-1,)), self.coarse_idx), xp.float64)
         xf[self.coarse_idx] = xp.astype(xp.matmul(self.coarse_inv, rhs), self.dtype)
 
-
-
-def _coefficients3(grid, shape3) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """The grid's coefficient form as 3-D arrays (a 2-D grid gets a zero third coupling)."""
-    diag, couplings = grid.coefficients()
-    diag = diag.reshape(shape3)
-    couplings = tuple(k.reshape(shape3) for k in couplings)
-    if len(couplings) == 2:
-        couplings = (*couplings, np.zeros(shape3))
-    return diag, couplings
 
 
 def _has_closed_part(C: sp.csr_array, diag: np.ndarray) -> bool:

@@ -17,6 +17,7 @@ from dcdm import kernels
 from dcdm.kernels import arrays
 
 from .base import Preconditioner, check_array, require_grid
+from .coarsening import coefficients3
 from .mg import grid3
 
 __all__ = ["RedBlackGS"]
@@ -59,6 +60,12 @@ class RedBlackGS(Preconditioner):
         shift = getattr(A, "shift", None)
         self._shift = (None if shift is None or not np.any(shift)
                        else np.ascontiguousarray(shift.reshape(flags.shape) / self._scale))
+        self._coef = None  # a weighted grid: the coefficient form, the shift in its diagonal
+        if grid.face_weights is not None:
+            diag, couplings = coefficients3(grid, flags.shape)
+            if self._shift is not None:
+                diag = np.where(diag >= 0, diag + self._shift, diag)
+            self._coef = (diag, couplings)
         self._b = np.zeros(flags.shape, dtype=A.dtype)
         self._off = np.flatnonzero(self._code.reshape(-1) < 0)
         self._device = arrays.DeviceCache()
@@ -77,23 +84,26 @@ class RedBlackGS(Preconditioner):
         x = out.reshape(b.shape)
         x[...] = 0
         shift = None if self._shift is None else self._shift.astype(r.dtype, copy=False)
-        self._sweeps(self._k, self._code, x, b, shift)
+        self._sweeps(self._k, self._code, x, b, shift, self._coef)
         return out
 
-    def _sweeps(self, k, code, x, b, shift) -> None:
+    def _sweeps(self, k, code, x, b, shift, coef=None) -> None:
         for order in ((0, 1), (1, 0)):
             for _ in range(self.sweeps):
                 for color in order:
-                    k.rbgs_sweep(code, x, b, self._scale, color, shift=shift)
+                    if coef is None:
+                        k.rbgs_sweep(code, x, b, self._scale, color, shift=shift)
+                    else:
+                        k.coef_rbgs_sweep(*coef, x, b, self._scale, color)
 
     def _apply_device(self, r, out):
         """The sweeps in ``r``'s namespace on its device (code and work vectors moved once)."""
         xp = array_namespace(r)
-        k, code, b, x, shift = self._device.get(r, lambda: self._device_state(r))
+        k, code, b, x, shift, coef = self._device.get(r, lambda: self._device_state(r))
         r3 = xp.reshape(r, b.shape)
         b[...] = xp.where(code >= 0, r3, xp.zeros_like(r3))
         x[...] = 0
-        self._sweeps(k, code, x, b, shift)
+        self._sweeps(k, code, x, b, shift, coef)
         if out is None:
             out = xp.empty_like(r)
         out[...] = xp.reshape(x, r.shape)
@@ -105,4 +115,9 @@ class RedBlackGS(Preconditioner):
         work = xp.zeros(self._code.shape, dtype=like.dtype, device=xp_device(like))
         shift = (None if self._shift is None
                  else xp.astype(arrays.asarray_like(self._shift, like), like.dtype))
-        return kernels.mg_backend(like), code, work, work * 0, shift
+        coef = None
+        if self._coef is not None:
+            dt = arrays.host_dtype(like.dtype)
+            coef = (arrays.asarray_like(self._coef[0], like, dt),
+                    tuple(arrays.asarray_like(c, like, dt) for c in self._coef[1]))
+        return kernels.mg_backend(like), code, work, work * 0, shift, coef
