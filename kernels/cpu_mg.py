@@ -15,7 +15,8 @@ from ._jit import kernel
 from .cpu import coef_matvec, coupled_sum3, coupled_sum3_interior
 
 __all__ = ["coarse_solve", "coef_rbgs_cells", "coef_rbgs_sweep", "coef_residual_restrict",
-           "prolong_add", "rbgs_cells", "rbgs_sweep", "residual_restrict"]
+           "galerkin_coarsen", "galerkin_coarsen_code", "prolong_add", "rbgs_cells",
+           "rbgs_sweep", "residual_restrict"]
 
 
 
@@ -211,6 +212,95 @@ def coef_residual_restrict(diag_f, couplings_f, x_f, b_f, scale_f: float, diag_c
     coef_matvec(diag_f, couplings_f, x_f, r, scale_f)  # x_f and b_f vanish where diag_f < 0
     _subtract_from(r.size)(b_f.reshape(-1), r.reshape(-1))
     _restrict(b_c.size)(r, diag_c, b_c, *factors, r.dtype.type(weight))
+
+
+# -- Galerkin coarsening (set-up) -----------------------------------------------------------
+
+
+@nb.njit(inline="always")
+def _link(diag, kk, i, j, k, i2, j2, k2):
+    """The coupling of active cell (i, j, k) to its upper neighbour (i2, j2, k2): ``kk``'s
+    entry, or with ``kk is None`` (``diag`` a stencil code) 1 when the neighbour is FLUID."""
+    if kk is None:
+        return 1.0 if diag[i2, j2, k2] >= 0 else 0.0
+    return kk[i, j, k]
+
+
+@kernel
+def _galerkin(diag, k0, k1, k2, shift, shift_in_diag, f0, f1, f2, beta, dc, k0c, k1c, k2c):
+    n0, n1, n2 = diag.shape
+    N0, N1, N2 = dc.shape
+    for I in nb.prange(N0):
+        for J in range(N1):
+            for K in range(N2):
+                total = 0.0
+                internal = 0.0
+                ssum = 0.0
+                cx = 0.0
+                cy = 0.0
+                cz = 0.0
+                active = False
+                for i in range(f0 * I, min(f0 * I + f0, n0)):
+                    for j in range(f1 * J, min(f1 * J + f1, n1)):
+                        for k in range(f2 * K, min(f2 * K + f2, n2)):
+                            d = diag[i, j, k]
+                            if d < 0:
+                                continue
+                            active = True
+                            total += d
+                            if shift is not None:
+                                ssum += shift[i, j, k]
+                            if i + 1 < n0:
+                                w = _link(diag, k0, i, j, k, i + 1, j, k)
+                                if i & 1:
+                                    cx += w
+                                else:
+                                    internal += w
+                            if j + 1 < n1:
+                                w = _link(diag, k1, i, j, k, i, j + 1, k)
+                                if j & 1:
+                                    cy += w
+                                else:
+                                    internal += w
+                            if k + 1 < n2:
+                                w = _link(diag, k2, i, j, k, i, j, k + 1)
+                                if k & 1:
+                                    cz += w
+                                else:
+                                    internal += w
+                if not active:
+                    dc[I, J, K] = -1.0
+                    k0c[I, J, K] = 0.0
+                    k1c[I, J, K] = 0.0
+                    k2c[I, J, K] = 0.0
+                    continue
+                if not shift_in_diag:
+                    total += ssum
+                v = beta * (total - ssum - 2.0 * internal)
+                if abs(v) <= 1e-12 * beta * total:
+                    v = 0.0
+                dc[I, J, K] = v + ssum
+                k0c[I, J, K] = beta * cx
+                k1c[I, J, K] = beta * cy
+                k2c[I, J, K] = beta * cz
+
+
+def _galerkin_call(diag, couplings, factors, beta, shift, shift_in_diag):
+    coarse = tuple(-(-n // f) for n, f in zip(diag.shape, factors, strict=True))
+    out = [np.empty(coarse) for _ in range(4)]
+    _galerkin(diag.size)(diag, *couplings, shift, shift_in_diag, *factors, float(beta), *out)
+    return out[0], tuple(out[1:])
+
+
+def galerkin_coarsen(diag, couplings, factors, beta: float, shift=None):
+    """Numba version of :func:`dcdm.kernels.reference.galerkin_coarsen`."""
+    return _galerkin_call(diag, couplings, factors, beta, shift, True)
+
+
+def galerkin_coarsen_code(code, factors, beta: float, shift=None):
+    """Numba version of :func:`dcdm.kernels.reference.galerkin_coarsen_code`: reads only
+    the ``int8`` code (no fine coefficient arrays are made)."""
+    return _galerkin_call(code, (None, None, None), factors, beta, shift, False)
 
 
 @nb.njit(cache=True, nogil=True)

@@ -28,6 +28,8 @@ __all__ = [
     "coef_rbgs_sweep",
     "coef_residual_restrict",
     "dot",
+    "galerkin_coarsen",
+    "galerkin_coarsen_code",
     "laplacian_diagonal",
     "laplacian_matvec",
     "laplacian_matvec_fluid",
@@ -254,3 +256,57 @@ def coef_residual_restrict(diag_f, couplings_f, x_f, b_f, scale_f: float, diag_c
     blocks = rp.reshape(b_c.shape[0], factors[0], b_c.shape[1], factors[1], b_c.shape[2],
                         factors[2]).sum(axis=(1, 3, 5))
     b_c[...] = np.where(diag_c >= 0, weight * blocks, 0)
+
+
+# -- Galerkin coarsening of coefficient stencils (see dcdm.solvers.precond.coarsening) ----------
+
+
+def _block_sum(a: np.ndarray, factors) -> np.ndarray:
+    coarse = tuple(-(-n // f) for n, f in zip(a.shape, factors, strict=True))
+    padded = np.zeros(tuple(f * n for f, n in zip(factors, coarse, strict=True)), dtype=a.dtype)
+    padded[tuple(slice(0, n) for n in a.shape)] = a
+    split = [m for n, f in zip(coarse, factors, strict=True) for m in (n, f)]
+    return padded.reshape(split).sum(axis=tuple(range(1, 2 * a.ndim, 2)))
+
+
+def galerkin_coarsen(diag, couplings, factors, beta: float, shift=None):
+    """``beta P^T A P + P^T D P`` of a 3-D coefficient stencil ``A + D`` (``diag`` includes
+    the shift ``D``, or ``shift`` is None), ``P`` piecewise constant over blocks of
+    ``factors`` (1 or 2 per axis; 1 only on axes of length 1). Returns ``(diag_c,
+    couplings_c)``: ``diag_c = -1`` where no child is active (``diag >= 0``); a coarse
+    diagonal whose Laplacian part cancels to rounding of its children's sum is exactly 0."""
+    active = diag >= 0
+    d = np.where(active, diag, 0.0)
+    lap = d if shift is None else d - np.where(active, shift, 0.0)
+    internal = 0.0
+    coarse_couplings = []
+    for axis, k in enumerate(couplings):
+        odd = (np.arange(diag.shape[axis]) % 2 == 1).reshape((-1,) + (1,) * (2 - axis))
+        crossing = np.where(odd, k, 0.0) if factors[axis] == 2 else np.zeros_like(k)
+        internal = internal + _block_sum(k - crossing, factors)
+        coarse_couplings.append(beta * _block_sum(crossing, factors))
+    total = _block_sum(d, factors)
+    diag_c = beta * (_block_sum(lap, factors) - 2.0 * internal)
+    diag_c = np.where(np.abs(diag_c) <= 1e-12 * beta * total, 0.0, diag_c)
+    if shift is not None:
+        diag_c = diag_c + _block_sum(np.where(active, shift, 0.0), factors)
+    diag_c = np.where(_block_sum(active.astype(np.int32), factors) > 0, diag_c, -1.0)
+    return diag_c, tuple(coarse_couplings)
+
+
+def galerkin_coarsen_code(code, factors, beta: float, shift=None):
+    """:func:`galerkin_coarsen` of the unweighted operator given by its 3-D stencil code
+    (``code >= 0`` on FLUID cells, the diagonal count; FLUID neighbours couple with 1),
+    plus the diagonal ``shift`` (stencil units) when given."""
+    fluid = code >= 0
+    diag = np.where(fluid, code.astype(np.float64), -1.0)
+    if shift is not None:
+        diag = np.where(fluid, diag + shift, diag)
+    couplings = []
+    for axis in range(3):
+        k = np.zeros(code.shape)
+        lo = (slice(None),) * axis + (slice(0, code.shape[axis] - 1),)
+        hi = (slice(None),) * axis + (slice(1, None),)
+        k[lo] = (fluid[lo] & fluid[hi]).astype(np.float64)
+        couplings.append(k)
+    return galerkin_coarsen(diag, couplings, factors, beta, shift)

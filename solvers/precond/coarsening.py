@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dcdm import kernels
 from dcdm.kernels import codes
 
 __all__ = ["band", "block_sum", "coarsen_coefficients", "coarsen_flags", "coefficients3",
@@ -84,33 +85,10 @@ def coarsen_coefficients(diag: np.ndarray, couplings, factors: tuple[int, ...],
     (diag_c, couplings_c)
         ``diag_c`` is ``-1`` on coarse cells without an active child; couplings are exactly
         zero across coarse faces no fine coupling crosses.
+
+    The work is :func:`dcdm.kernels.reference.galerkin_coarsen` (Numba's when available).
     """
-    active = diag >= 0
-    d = np.where(active, diag, 0.0)
-    if shift is not None:
-        d = d - shift
-    internal = np.zeros(_coarse_shape(diag.shape, factors))
-    coarse_couplings = []
-    for axis, k in enumerate(couplings):
-        parity = np.arange(diag.shape[axis]) % 2
-        if factors[axis] == 2:  # fine face c|c+1 crosses a coarse face iff c is odd
-            crossing = np.where(parity.reshape((-1,) + (1,) * (diag.ndim - axis - 1)) == 1,
-                                k, 0.0)
-            inner = k - crossing
-            coarse_k = block_sum(crossing, factors)
-        else:
-            inner = k
-            coarse_k = np.zeros_like(internal)
-        internal += block_sum(inner, factors)
-        coarse_couplings.append(beta * coarse_k)
-    diag_c = beta * (block_sum(d, factors) - 2.0 * internal)
-    # cancellation leaves rounding where a block holds no flux out: make it exact
-    tiny = 1e-12 * max(float(np.abs(diag_c).max(initial=0.0)), 1e-300)
-    diag_c[np.abs(diag_c) <= tiny] = 0.0
-    if shift is not None:
-        diag_c = diag_c + block_sum(np.where(active, shift, 0.0), factors)
-    diag_c = np.where(block_sum(active.astype(np.int32), factors) > 0, diag_c, -1.0)
-    return diag_c, tuple(coarse_couplings)
+    return kernels.mg_backend().galerkin_coarsen(diag, couplings, factors, beta, shift)
 
 
 def coarsen_flags(flags: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:

@@ -60,7 +60,15 @@ from dcdm import kernels
 from dcdm.kernels import arrays, codes, stencil
 
 from .base import Preconditioner, check_array, require_grid
-from .coarsening import band, block_sum, coarsen_coefficients, coarsen_flags, coefficients3, padded3
+from .coarsening import (
+    BETA,
+    band,
+    block_sum,
+    coarsen_coefficients,
+    coarsen_flags,
+    coefficients3,
+    padded3,
+)
 
 __all__ = ["GeometricMG", "coarsen_flags"]
 
@@ -163,9 +171,10 @@ class GeometricMG(Preconditioner):
         shift = getattr(A, "shift", None)
         shift = None if shift is None or not np.any(shift) else shift.reshape(flags.shape)
         galerkin = self.coarsening == "galerkin"
-        if galerkin:  # the fine operator in coefficient form, shift in stencil units
+        shift_st = None if shift is None else shift / scale  # in stencil units
+        diag = couplings = None
+        if weighted:  # the fine operator in coefficient form, the shift in its diagonal
             diag, couplings = coefficients3(grid, flags.shape)
-            shift_st = None if shift is None else shift / scale
             if shift is not None:
                 diag = np.where(diag >= 0, diag + shift_st, diag)
         coarsenable = tuple(n > 1 for n in flags.shape)
@@ -184,7 +193,12 @@ class GeometricMG(Preconditioner):
                 break
             factors = tuple(2 if c else 1 for c in coarsenable)
             if galerkin:
-                diag, couplings = coarsen_coefficients(diag, couplings, factors, shift=shift_st)
+                if level.code is not None:  # straight from the int8 code: no fine arrays
+                    diag, couplings = self._k.galerkin_coarsen_code(level.code, factors, BETA,
+                                                                    shift_st)
+                else:
+                    diag, couplings = coarsen_coefficients(diag, couplings, factors,
+                                                           shift=shift_st)
                 if not (diag >= 0).any():
                     break
                 if shift_st is not None:

@@ -119,3 +119,42 @@ def test_face_coefficients_close_zero_faces_and_air_counts():
     # cell 0: SOLID boundary below (closed), face 2.0 to FLUID cell 1; cell 1: 2.0 + AIR 4.0
     assert diag.ravel().tolist() == [2.0, 6.0, -1.0]
     assert k0.ravel().tolist() == [2.0, 0.0, 0.0] and not k1.any()
+
+
+@pytest.mark.parametrize("shape", [(8, 6, 4), (7, 5, 3), (9, 6, 1), (2, 3, 2)])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_galerkin_coarsen_matches_reference(shape, shifted):
+    g = _weighted_grid(shape, 21)
+    diag, couplings = g.coefficients()
+    if len(couplings) == 2:
+        couplings = (*couplings, np.zeros(shape))
+    shift = None
+    if shifted:
+        shift = np.where(diag >= 0, np.random.default_rng(3).exponential(1.0, shape), 0.0)
+        diag = np.where(diag >= 0, diag + shift, diag)
+    factors = tuple(2 if n > 1 else 1 for n in shape)
+    ref = reference.galerkin_coarsen(diag, couplings, factors, 0.5, shift)
+    fast = cpu_mg.galerkin_coarsen(diag, couplings, factors, 0.5, shift)
+    for a, b in zip((ref[0], *ref[1]), (fast[0], *fast[1]), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-13)
+    assert (ref[0] >= 0).any()
+
+
+@pytest.mark.parametrize("shape", [(8, 6, 4), (7, 5, 3), (9, 6, 1)])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_galerkin_coarsen_code_equals_the_coefficient_route(shape, shifted):
+    """From the int8 code (no fine arrays) = from the unit-weight coefficients."""
+    flags = np.random.default_rng(5).choice([0, 0, 0, 1, 2], size=shape).astype(np.int8)
+    fp = np.pad(flags, 1, constant_values=1)
+    code = stencil.stencil_code(fp)
+    diag, couplings = stencil.face_coefficients(fp)
+    shift = None
+    if shifted:
+        shift = np.where(code >= 0, np.random.default_rng(6).exponential(1.0, shape), 0.0)
+        diag = np.where(diag >= 0, diag + shift, diag)
+    factors = tuple(2 if n > 1 else 1 for n in shape)
+    want = reference.galerkin_coarsen(diag, couplings, factors, 0.5, shift)
+    for got in (reference.galerkin_coarsen_code(code, factors, 0.5, shift),
+                cpu_mg.galerkin_coarsen_code(code, factors, 0.5, shift)):
+        for a, b in zip((want[0], *want[1]), (got[0], *got[1]), strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-13)
