@@ -61,8 +61,8 @@ _MODULES = {"numpy": "dcdm.kernels.reference", "numba": "dcdm.kernels.cpu",
 #: the functions of the vector/stencil and of the multigrid kernel sets
 _VECTOR_FUNCS = ("laplacian_matvec", "laplacian_matvec_fluid", "coef_matvec", "cg_update",
                  "xpby", "dot", "axpy")
-_MG_FUNCS = ("rbgs_sweep", "residual_restrict", "prolong_add", "rbgs_cells", "coef_rbgs_sweep",
-             "coef_residual_restrict", "coef_rbgs_cells")
+_MG_FUNCS = ("rbgs_sweep", "rbgs_pair", "residual_restrict", "prolong_add", "rbgs_cells",
+             "coef_rbgs_sweep", "coef_rbgs_pair", "coef_residual_restrict", "coef_rbgs_cells")
 
 
 @functools.cache

@@ -14,9 +14,20 @@ import numpy as np
 from ._jit import kernel
 from .cpu import coef_matvec, coupled_sum3, coupled_sum3_interior
 
-__all__ = ["coarse_solve", "coef_rbgs_cells", "coef_rbgs_sweep", "coef_residual_restrict",
-           "galerkin_coarsen", "galerkin_coarsen_code", "prolong_add", "rbgs_cells",
-           "rbgs_sweep", "residual_restrict"]
+__all__ = [
+    "coarse_solve",
+    "coef_rbgs_cells",
+    "coef_rbgs_pair",
+    "coef_rbgs_sweep",
+    "coef_residual_restrict",
+    "galerkin_coarsen",
+    "galerkin_coarsen_code",
+    "prolong_add",
+    "rbgs_cells",
+    "rbgs_pair",
+    "rbgs_sweep",
+    "residual_restrict",
+]
 
 
 
@@ -60,24 +71,67 @@ def _divisor(code, shift, i, j, k):
     return c + shift[i, j, k] if c >= 0 else -1.0
 
 
+@nb.njit(inline="always")
+def _plane(code, shift, x, b, h2, i, color):
+    """The half-sweep of colour ``color`` on plane ``i`` (axis 0)."""
+    n0, n1, n2 = x.shape
+    for j in range(n1):
+        k0 = (i + j + color) & 1
+        interior = 0 < i < n0 - 1 and 0 < j < n1 - 1
+        for k in range(k0, n2, 2):
+            d = _divisor(code, shift, i, j, k)
+            if d <= 0:
+                continue
+            s = _neighbours(x, i, j, k, interior and 0 < k < n2 - 1)
+            x[i, j, k] = (b[i, j, k] * h2 + s) / d
+
+
 @kernel
 def _rbgs(code, shift, x, b, h2, color):
-    n0, n1, n2 = x.shape
-    for i in nb.prange(n0):
-        for j in range(n1):
-            k0 = (i + j + color) & 1
-            interior = 0 < i < n0 - 1 and 0 < j < n1 - 1
-            for k in range(k0, n2, 2):
-                d = _divisor(code, shift, i, j, k)
-                if d <= 0:
-                    continue
-                s = _neighbours(x, i, j, k, interior and 0 < k < n2 - 1)
-                x[i, j, k] = (b[i, j, k] * h2 + s) / d
+    for i in nb.prange(x.shape[0]):
+        _plane(code, shift, x, b, h2, i, color)
 
 
 def rbgs_sweep(code, x, b, scale: float, color: int, shift=None) -> None:
     """Numba version of :func:`dcdm.kernels.reference.rbgs_sweep`."""
     _rbgs(x.size)(code, shift, x, b, x.dtype.type(1.0 / scale), color)
+
+
+# One full sweep (colour ``first`` everywhere, then the other) in one pass over memory: each
+# chunk of planes runs the first colour on plane i and the second on plane i - 1 (whose
+# first-colour neighbours are then final); a chunk's first and last planes take their
+# second colour after every chunk is done, as they need the neighbouring chunks' planes.
+# The result equals the two half-sweeps exactly (same operands, same order per cell).
+
+
+@kernel
+def _rbgs_pair(code, shift, x, b, h2, first, chunks):
+    n0 = x.shape[0]
+    second = 1 - first
+    for c in nb.prange(chunks):
+        lo, hi = c * n0 // chunks, (c + 1) * n0 // chunks
+        for i in range(lo, hi):
+            _plane(code, shift, x, b, h2, i, first)
+            if i - 1 > lo:
+                _plane(code, shift, x, b, h2, i - 1, second)
+    for c in nb.prange(chunks):
+        lo, hi = c * n0 // chunks, (c + 1) * n0 // chunks
+        if hi > lo:
+            _plane(code, shift, x, b, h2, lo, second)
+        if hi - 1 > lo:
+            _plane(code, shift, x, b, h2, hi - 1, second)
+
+
+def _chunks(x) -> int:
+    """Chunks of planes for a fused sweep: one per thread when it runs in parallel."""
+    from ._jit import PARALLEL_MIN
+
+    return max(1, min(nb.get_num_threads(), x.shape[0] // 4)) if x.size >= PARALLEL_MIN else 1
+
+
+def rbgs_pair(code, x, b, scale: float, first: int, shift=None) -> None:
+    """Numba version of :func:`dcdm.kernels.reference.rbgs_pair`, in one pass."""
+    _rbgs_pair(x.size)(code, shift, x, b, x.dtype.type(1.0 / scale), first, _chunks(x))
 
 
 @kernel
@@ -165,27 +219,56 @@ def prolong_add(x_c, code_f, x_f, factors) -> None:
 # -- coefficient stencils (face weights and the Galerkin coarse levels) ------------------------
 
 
+@nb.njit(inline="always")
+def _coef_plane(diag, k0, k1, k2, x, b, h2, i, color):
+    n0, n1, n2 = x.shape
+    for j in range(n1):
+        kc = (i + j + color) & 1
+        interior = 0 < i < n0 - 1 and 0 < j < n1 - 1
+        for k in range(kc, n2, 2):
+            d = diag[i, j, k]
+            if d <= 0:
+                continue
+            if interior and 0 < k < n2 - 1:
+                s = coupled_sum3_interior(k0, k1, k2, x, i, j, k)
+            else:
+                s = coupled_sum3(k0, k1, k2, x, i, j, k)
+            x[i, j, k] = (b[i, j, k] * h2 + s) / d
+
+
 @kernel
 def _coef_rbgs(diag, k0, k1, k2, x, b, h2, color):
-    n0, n1, n2 = x.shape
-    for i in nb.prange(n0):
-        for j in range(n1):
-            k0_ = (i + j + color) & 1
-            interior = 0 < i < n0 - 1 and 0 < j < n1 - 1
-            for k in range(k0_, n2, 2):
-                d = diag[i, j, k]
-                if d <= 0:
-                    continue
-                if interior and 0 < k < n2 - 1:
-                    s = coupled_sum3_interior(k0, k1, k2, x, i, j, k)
-                else:
-                    s = coupled_sum3(k0, k1, k2, x, i, j, k)
-                x[i, j, k] = (b[i, j, k] * h2 + s) / d
+    for i in nb.prange(x.shape[0]):
+        _coef_plane(diag, k0, k1, k2, x, b, h2, i, color)
 
 
 def coef_rbgs_sweep(diag, couplings, x, b, scale: float, color: int) -> None:
     """Numba version of :func:`dcdm.kernels.reference.coef_rbgs_sweep`."""
     _coef_rbgs(x.size)(diag, *couplings, x, b, x.dtype.type(1.0 / scale), color)
+
+
+@kernel
+def _coef_rbgs_pair(diag, k0, k1, k2, x, b, h2, first, chunks):
+    n0 = x.shape[0]
+    second = 1 - first
+    for c in nb.prange(chunks):  # as _rbgs_pair
+        lo, hi = c * n0 // chunks, (c + 1) * n0 // chunks
+        for i in range(lo, hi):
+            _coef_plane(diag, k0, k1, k2, x, b, h2, i, first)
+            if i - 1 > lo:
+                _coef_plane(diag, k0, k1, k2, x, b, h2, i - 1, second)
+    for c in nb.prange(chunks):
+        lo, hi = c * n0 // chunks, (c + 1) * n0 // chunks
+        if hi > lo:
+            _coef_plane(diag, k0, k1, k2, x, b, h2, lo, second)
+        if hi - 1 > lo:
+            _coef_plane(diag, k0, k1, k2, x, b, h2, hi - 1, second)
+
+
+def coef_rbgs_pair(diag, couplings, x, b, scale: float, first: int) -> None:
+    """Numba version of :func:`dcdm.kernels.reference.coef_rbgs_pair`, in one pass."""
+    _coef_rbgs_pair(x.size)(diag, *couplings, x, b, x.dtype.type(1.0 / scale), first,
+                            _chunks(x))
 
 
 @kernel

@@ -36,9 +36,10 @@ import numpy as np
 from .cuda_loader import SUFFIXES, available, get_kernel, require_device
 
 # the kernel set of dcdm.kernels.cpu / cpu_mg / xp, and the loader's check for the dispatch
-__all__ = ["available", "axpy", "cg_update", "coef_matvec", "coef_rbgs_cells", "coef_rbgs_sweep",
+__all__ = ["available", "axpy", "cg_update", "coef_matvec", "coef_rbgs_cells", "coef_rbgs_pair",
+           "coef_rbgs_sweep",
            "coef_residual_restrict", "dot", "laplacian_matvec", "laplacian_matvec_fluid",
-           "prolong_add", "rbgs_cells", "rbgs_sweep", "residual_restrict", "xpby"]
+           "prolong_add", "rbgs_cells", "rbgs_pair", "rbgs_sweep", "residual_restrict", "xpby"]
 
 BLOCK = 256  # DCDM_BLOCK in common.cuh
 REDUCE_BLOCKS = 1024  # DCDM_REDUCE_BLOCKS in common.cuh
@@ -413,3 +414,15 @@ def coef_rbgs_cells(diag, couplings, x, b, scale: float, cells) -> None:
                                            *(cp.ascontiguousarray(a) for a in cells),
                                            np.int64(m), np.int64(n0), np.uint32(n1),
                                            np.uint32(n2)))
+
+
+def rbgs_pair(code, x, b, scale: float, first: int, shift=None) -> None:
+    """One full red-black sweep: colour ``first``, then the other (two half-sweeps)."""
+    rbgs_sweep(code, x, b, scale, first, shift=shift)
+    rbgs_sweep(code, x, b, scale, 1 - first, shift=shift)
+
+
+def coef_rbgs_pair(diag, couplings, x, b, scale: float, first: int) -> None:
+    """One full red-black sweep of a coefficient stencil: colour ``first``, then the other."""
+    coef_rbgs_sweep(diag, couplings, x, b, scale, first)
+    coef_rbgs_sweep(diag, couplings, x, b, scale, 1 - first)

@@ -25,6 +25,7 @@ __all__ = [
     "cg_update",
     "coef_matvec",
     "coef_rbgs_cells",
+    "coef_rbgs_pair",
     "coef_rbgs_sweep",
     "coef_residual_restrict",
     "dot",
@@ -33,6 +34,7 @@ __all__ = [
     "laplacian_diagonal",
     "laplacian_matvec",
     "laplacian_matvec_fluid",
+    "rbgs_pair",
     "stencil_code",
     "xpby",
 ]
@@ -310,3 +312,15 @@ def galerkin_coarsen_code(code, factors, beta: float, shift=None):
         k[lo] = (fluid[lo] & fluid[hi]).astype(np.float64)
         couplings.append(k)
     return galerkin_coarsen(diag, couplings, factors, beta, shift)
+
+
+def rbgs_pair(code, x, b, scale: float, first: int, shift=None) -> None:
+    """One full red-black sweep: colour ``first``, then the other (two half-sweeps)."""
+    rbgs_sweep(code, x, b, scale, first, shift=shift)
+    rbgs_sweep(code, x, b, scale, 1 - first, shift=shift)
+
+
+def coef_rbgs_pair(diag, couplings, x, b, scale: float, first: int) -> None:
+    """One full red-black sweep of a coefficient stencil: colour ``first``, then the other."""
+    coef_rbgs_sweep(diag, couplings, x, b, scale, first)
+    coef_rbgs_sweep(diag, couplings, x, b, scale, 1 - first)

@@ -36,6 +36,7 @@ __all__ = [
     "cg_update",
     "coef_matvec",
     "coef_rbgs_cells",
+    "coef_rbgs_pair",
     "coef_rbgs_sweep",
     "coef_residual_restrict",
     "dot",
@@ -43,6 +44,7 @@ __all__ = [
     "laplacian_matvec_fluid",
     "prolong_add",
     "rbgs_cells",
+    "rbgs_pair",
     "rbgs_sweep",
     "residual_restrict",
     "xpby",
@@ -307,3 +309,15 @@ def coef_rbgs_cells(diag, couplings, x, b, scale: float, cells) -> None:
     upd = d > 0
     val = (xp.take(xp.reshape(b, (-1,)), lin) / scale + s) / xp.where(upd, d, xp.ones_like(d))
     xf[lin] = xp.where(upd, val, xp.take(xf, lin))
+
+
+def rbgs_pair(code, x, b, scale: float, first: int, shift=None) -> None:
+    """One full red-black sweep: colour ``first``, then the other (two half-sweeps)."""
+    rbgs_sweep(code, x, b, scale, first, shift=shift)
+    rbgs_sweep(code, x, b, scale, 1 - first, shift=shift)
+
+
+def coef_rbgs_pair(diag, couplings, x, b, scale: float, first: int) -> None:
+    """One full red-black sweep of a coefficient stencil: colour ``first``, then the other."""
+    coef_rbgs_sweep(diag, couplings, x, b, scale, first)
+    coef_rbgs_sweep(diag, couplings, x, b, scale, 1 - first)

@@ -49,7 +49,6 @@ Devices
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -69,6 +68,7 @@ from .coarsening import (
     coefficients3,
     padded3,
 )
+from .mg_levels import DeviceHierarchy, Level
 
 __all__ = ["GeometricMG", "coarsen_flags"]
 
@@ -84,29 +84,6 @@ def grid3(grid) -> tuple[np.ndarray, np.ndarray, bool]:
     return flags, grid.stencil_code.reshape(flags.shape), two_d
 
 
-@dataclass
-class _Level:
-    shape: tuple[int, int, int]
-    scale: float
-    code: np.ndarray | None = None  # 3-D int8 stencil code (a flag level), else None
-    diag_host: np.ndarray | None = None  # coefficient form, float64 (a coefficient level)
-    couplings_host: tuple | None = None
-    band: tuple | None = None  # (red cells, black cells) for boundary smoothing
-    factors: tuple[int, int, int] | None = None  # coarsening factors to the next level
-    x: np.ndarray | None = None
-    b: np.ndarray | None = None
-    work: np.ndarray | None = None
-    shift: np.ndarray | None = None  # the diagonal term in stencil units (D / scale), or None
-    shift_host: np.ndarray | None = None  # float64 original; ``shift`` follows the work dtype
-    diag: Any = None  # the coefficient form in the work dtype (and on the work device)
-    couplings: tuple | None = None
-
-    @property
-    def mask(self):
-        """What the transfers test with ``>= 0`` for an active cell."""
-        return self.code if self.code is not None else self.diag
-
-
 class GeometricMG(Preconditioner):
     """Geometric multigrid V-cycle on a grid operator (``M="mg"``).
 
@@ -120,6 +97,17 @@ class GeometricMG(Preconditioner):
         post-smoothing, where the re-discretised coarse grids are least accurate.
     max_coarse : int, default 1000
         Coarsen until a level has at most this many cells.
+    coarsening : {"galerkin", "flags"}, default "galerkin"
+        How coarse operators are made (:mod:`~dcdm.solvers.precond.coarsening`): from the
+        fine coefficients (keeps thin walls and face weights) or the flag rule.
+    nu_coarse : int, optional
+        Sweeps before and after on the coarse levels (default ``nu``): they cost 1/8 of the
+        finest level's each in 3-D, and more of them buy back iterations the piecewise-
+        constant coarse spaces lose.
+    precision : {None, "float32"}, default None
+        ``"float32"``: the V-cycle runs in single precision on double-precision input (half
+        the memory traffic; the preconditioner is symmetric to float32 rounding, enough for
+        CG to the tolerances of a pressure solve). None: the input's precision.
 
     Examples
     --------
@@ -137,14 +125,20 @@ class GeometricMG(Preconditioner):
     preserves_support = True
 
     def __init__(self, nu: int = 2, max_coarse: int = 1000, boundary_sweeps: int = 1,
-                 coarsening: str = "galerkin"):
+                 coarsening: str = "galerkin", nu_coarse: int | None = None,
+                 precision: str | None = None):
         super().__init__()
         if (isinstance(boundary_sweeps, bool) or not isinstance(boundary_sweeps, int)
                 or boundary_sweeps < 0):
             raise ValueError(f"boundary_sweeps must be an integer >= 0, got {boundary_sweeps!r}")
         self.boundary_sweeps = boundary_sweeps
-        if isinstance(nu, bool) or not isinstance(nu, int) or nu < 1:
-            raise ValueError(f"nu must be an integer >= 1, got {nu!r}")
+        for name, value in (("nu", nu), ("nu_coarse", nu if nu_coarse is None else nu_coarse)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if precision not in (None, "float32"):
+            raise ValueError(f"precision must be None or 'float32', got {precision!r}")
+        self.nu_coarse = nu if nu_coarse is None else nu_coarse
+        self.precision = precision
         if isinstance(max_coarse, bool) or not isinstance(max_coarse, int) or max_coarse < 1:
             raise ValueError(f"max_coarse must be an integer >= 1, got {max_coarse!r}")
         if coarsening not in COARSENINGS:
@@ -152,7 +146,7 @@ class GeometricMG(Preconditioner):
         self.nu = nu
         self.max_coarse = max_coarse
         self.coarsening = coarsening
-        self.levels: list[_Level] = []
+        self.levels: list[Level] = []
 
     # -- set-up -------------------------------------------------------------
     def _build(self, A) -> None:
@@ -178,7 +172,7 @@ class GeometricMG(Preconditioner):
             if shift is not None:
                 diag = np.where(diag >= 0, diag + shift_st, diag)
         coarsenable = tuple(n > 1 for n in flags.shape)
-        level = _Level(flags.shape, scale, code=None if weighted else code)
+        level = Level(flags.shape, scale, code=None if weighted else code)
         if weighted:
             level.diag_host, level.couplings_host = diag, couplings
         levels = []
@@ -203,7 +197,7 @@ class GeometricMG(Preconditioner):
                     break
                 if shift_st is not None:
                     shift_st = block_sum(shift_st, factors)
-                nxt = _Level(diag.shape, scale, diag_host=diag, couplings_host=couplings)
+                nxt = Level(diag.shape, scale, diag_host=diag, couplings_host=couplings)
                 flags = code = None
             else:
                 coarse = coarsen_flags(flags, factors)
@@ -217,7 +211,7 @@ class GeometricMG(Preconditioner):
                     # worse: 7 vs 5 iterations at 32^3, D ~ Exp(1) per cell
                     shift = np.where(code >= 0, block_sum(shift, factors) / 2 ** sum(
                         coarsenable), 0)
-                nxt = _Level(flags.shape, scale, code=code)
+                nxt = Level(flags.shape, scale, code=code)
             level.factors = factors
             level = nxt
         self.levels = levels
@@ -272,8 +266,9 @@ class GeometricMG(Preconditioner):
         if not isinstance(r, np.ndarray):
             check_array(r, "M='mg'")
             return self._apply_device(r, out)
-        if self._work_dtype is None or r.dtype != self._work_dtype:
-            self._alloc(r.dtype)
+        work = np.dtype(np.float32) if self.precision == "float32" else r.dtype
+        if self._work_dtype is None or work != self._work_dtype:
+            self._alloc(work)
         top = self.levels[0]
         top.b[...] = r.reshape(top.b.shape)
         top.b.reshape(-1)[self._off] = 0  # the V-cycle works on FLUID-supported vectors
@@ -286,8 +281,8 @@ class GeometricMG(Preconditioner):
 
     def _apply_device(self, r, out):
         """The V-cycle in ``r``'s namespace on its device: the hierarchy's arrays were
-        moved there once (:class:`_DeviceHierarchy`), so nothing crosses per application."""
-        h = self._device.get(r, lambda: _DeviceHierarchy(self, r))
+        moved there once (:class:`DeviceHierarchy`), so nothing crosses per application."""
+        h = self._device.get(r, lambda: DeviceHierarchy(self, r))
         xp = h.xp
         top = h.levels[0]
         r3 = xp.reshape(r, top.b.shape)
@@ -299,21 +294,20 @@ class GeometricMG(Preconditioner):
         out[...] = xp.reshape(top.x, r.shape)
         return out
 
-    def _smooth(self, lev: _Level, k, order: tuple[int, int]) -> None:
+    def _smooth(self, lev: Level, k, order: tuple[int, int]) -> None:
         """Pre-smoothing for ``order == (0, 1)``; its adjoint for ``(1, 0)``."""
         pre = order == (0, 1)
         if not pre:
             self._band_sweeps(lev, k, order)
-        for _ in range(self.nu):
-            for color in order:
-                if lev.code is not None:
-                    k.rbgs_sweep(lev.code, lev.x, lev.b, lev.scale, color, shift=lev.shift)
-                else:
-                    k.coef_rbgs_sweep(lev.diag, lev.couplings, lev.x, lev.b, lev.scale, color)
+        for _ in range(self.nu):  # one pass over memory per full sweep
+            if lev.code is not None:
+                k.rbgs_pair(lev.code, lev.x, lev.b, lev.scale, order[0], shift=lev.shift)
+            else:
+                k.coef_rbgs_pair(lev.diag, lev.couplings, lev.x, lev.b, lev.scale, order[0])
         if pre:
             self._band_sweeps(lev, k, order)
 
-    def _band_sweeps(self, lev: _Level, k, order: tuple[int, int]) -> None:
+    def _band_sweeps(self, lev: Level, k, order: tuple[int, int]) -> None:
         if lev.band is None:
             return
         for _ in range(self.boundary_sweeps):
@@ -325,7 +319,7 @@ class GeometricMG(Preconditioner):
                     k.coef_rbgs_cells(lev.diag, lev.couplings, lev.x, lev.b, lev.scale,
                                       lev.band[color])
 
-    def _coarse_host(self, lev: _Level) -> None:
+    def _coarse_host(self, lev: Level) -> None:
         self._coarse_rhs[...] = lev.b.reshape(-1)[self._coarse_idx]
         self._k.coarse_solve(self._coarse_kind, self._coarse_F, self._coarse_rhs,
                              self._coarse_sol)
@@ -339,7 +333,7 @@ class GeometricMG(Preconditioner):
             return 0.5 * (inv + inv.T)
         return self._coarse_F
 
-    def _vcycle(self, levels: list[_Level], k, coarse, l: int) -> None:
+    def _vcycle(self, levels: list[Level], k, coarse, l: int) -> None:
         lev = levels[l]
         if l == len(levels) - 1:
             coarse(lev)
@@ -368,7 +362,9 @@ class GeometricMG(Preconditioner):
             mg_grid_complexity=sum(cells) / cells[0],
             mg_coarse_unknowns=int(self._coarse_idx.size),
             mg_coarse_solver=self._coarse_kind,
-            mg_smoother=f"red-black Gauss-Seidel, {self.nu} + {self.nu} sweeps",
+            mg_smoother=(f"red-black Gauss-Seidel, {self.nu} + {self.nu} sweeps, "
+                         f"{self.nu_coarse} + {self.nu_coarse} on coarse levels"),
+            mg_precision=self.precision or str(self.dtype),
             mg_boundary_sweeps=self.boundary_sweeps,
             mg_shifted=self.levels[0].shift_host is not None,
             mg_memory_bytes=int(sum(
@@ -377,61 +373,6 @@ class GeometricMG(Preconditioner):
                 + (lev.code.nbytes if lev.code is not None else 0) for lev in self.levels)),
         )
         return s
-
-
-class _DeviceHierarchy:
-    """A :class:`GeometricMG` hierarchy in one array namespace, device and dtype.
-
-    Built on the first application to such an array: each level's stencil code, band
-    cells and work vectors, the top level's FLUID mask and the coarsest level's dense
-    (pseudo-)inverse are copied there once. The coarse solve becomes a mat-vec with that
-    inverse (a gather, a matmul, a scatter), so a V-cycle never leaves the device.
-    """
-
-    def __init__(self, mg: GeometricMG, like):
-        from array_api_compat import array_namespace, device
-
-        xp = array_namespace(like)
-        dev = device(like)
-        self.xp = xp
-        self.k = kernels.mg_backend(like)
-
-        def move(a, dt=None):
-            return arrays.asarray_like(a, like, dt)
-
-        def zeros(shape):
-            return xp.zeros(shape, dtype=like.dtype, device=dev)
-
-        self.levels = []
-        for lev in mg.levels:
-            band = None
-            if lev.band is not None:
-                band = tuple(tuple(move(c, np.int64) for c in cells) for cells in lev.band)
-            shift = (None if lev.shift_host is None
-                     else xp.astype(move(lev.shift_host), like.dtype))
-            dev_lev = _Level(lev.shape, lev.scale, band=band, factors=lev.factors,
-                             x=zeros(lev.shape), b=zeros(lev.shape), work=zeros(lev.shape),
-                             shift=shift)
-            if lev.code is not None:
-                dev_lev.code = move(lev.code)
-            else:
-                dev_lev.diag = move(lev.diag_host, arrays.host_dtype(like.dtype))
-                dev_lev.couplings = tuple(move(c, arrays.host_dtype(like.dtype))
-                                         for c in lev.couplings_host)
-            self.levels.append(dev_lev)
-        top = mg.levels[0]
-        self.top_fluid = move((top.code if top.code is not None else top.diag_host) >= 0)
-        self.coarse_idx = move(mg._coarse_idx.astype(np.int64))
-        # in float64 whatever the working precision, as the host's Cholesky solve
-        self.coarse_inv = move(mg.coarse_inverse(), np.float64)
-        self.dtype = like.dtype
-
-    def coarse(self, lev: _Level) -> None:
-        xp = self.xp
-        xf = xp.reshape(lev.x, (-1,))
-        rhs = xp.astype(xp.take(xp.reshape(lev.b, (-1,)), self.coarse_idx), xp.float64)
-        xf[self.coarse_idx] = xp.astype(xp.matmul(self.coarse_inv, rhs), self.dtype)
-
 
 
 def _has_closed_part(C: sp.csr_array, diag: np.ndarray) -> bool:

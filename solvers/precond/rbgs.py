@@ -88,13 +88,12 @@ class RedBlackGS(Preconditioner):
         return out
 
     def _sweeps(self, k, code, x, b, shift, coef=None) -> None:
-        for order in ((0, 1), (1, 0)):
+        for first in (0, 1):  # forward sweeps (red, black), then their adjoints
             for _ in range(self.sweeps):
-                for color in order:
-                    if coef is None:
-                        k.rbgs_sweep(code, x, b, self._scale, color, shift=shift)
-                    else:
-                        k.coef_rbgs_sweep(*coef, x, b, self._scale, color)
+                if coef is None:
+                    k.rbgs_pair(code, x, b, self._scale, first, shift=shift)
+                else:
+                    k.coef_rbgs_pair(*coef, x, b, self._scale, first)
 
     def _apply_device(self, r, out):
         """The sweeps in ``r``'s namespace on its device (code and work vectors moved once)."""

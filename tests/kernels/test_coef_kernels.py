@@ -158,3 +158,30 @@ def test_galerkin_coarsen_code_equals_the_coefficient_route(shape, shifted):
                 cpu_mg.galerkin_coarsen_code(code, factors, 0.5, shift)):
         for a, b in zip((want[0], *want[1]), (got[0], *got[1]), strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(6, 7, 5), (40, 9, 8), (5, 4, 1), (130, 30, 20), (3, 3, 3)])
+@pytest.mark.parametrize("first", [0, 1])
+@pytest.mark.parametrize("shifted", [False, True])
+def test_fused_pair_sweeps_equal_two_half_sweeps(shape, first, shifted, monkeypatch):
+    """The one-pass full sweep (chunks of planes with a lag) gives exactly the two
+    half-sweeps' result, serial and parallel, code and coefficient stencils."""
+    import dcdm.kernels._jit as jit
+
+    diag, couplings, x, b = _mg_problem(shape, 13)
+    if len(couplings) == 2:
+        couplings = (*couplings, np.zeros(shape))
+    flags = np.where(diag >= 0, 0, 1).astype(np.int8)
+    code = stencil.stencil_code(np.pad(flags, 1, constant_values=1))
+    x = np.where(code >= 0, x, 0.0)
+    shift = np.where(code >= 0, 0.5, 0.0) if shifted else None
+    for parallel_min in (10**9, 1):
+        monkeypatch.setattr(jit, "PARALLEL_MIN", parallel_min)
+        want, got = x.copy(), x.copy()
+        reference.rbgs_pair(code, want, b, 2.0, first, shift=shift)
+        cpu_mg.rbgs_pair(code, got, b, 2.0, first, shift=shift)
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+        want, got = x.copy(), x.copy()
+        reference.coef_rbgs_pair(diag, couplings, want, b, 2.0, first)
+        cpu_mg.coef_rbgs_pair(diag, couplings, got, b, 2.0, first)
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
