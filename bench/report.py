@@ -8,14 +8,15 @@ Usage (from the repository root)::
 Several files are merged (a CPU run and a GPU run, say; a later file wins on a
 repeated case). The report has a header (date, machine, CPU, versions, suite wall
 time), per problem a method x size table of median time to solution and iterations,
-growth exponents fitted on log-log axes with their plots, the smoke pipeline's time
-per step, kernel bandwidth as a fraction of the copy bandwidth (these from the CPU
-records), a GPU section (``bench/report_gpu.py``: card, bandwidth, times beside the
-CPU's, issue 7's targets; or a plain statement that there are no GPU results), and
-the run's ratios. ``--only-gpu`` writes the header and the GPU section alone.
-With ``--baseline`` it adds a before/after table that flags regressions (more than
-``--threshold`` slower, more iterations, or no longer converging) and improvements;
-``--fail-on-regression`` makes that an exit status of 1.
+growth exponents fitted on log-log axes with their plots, the iterations of every method
+per scene and size beside MG-PCG's ratios to AMG-PCG (``bench/report_scenes.py``: issue
+16's targets), the smoke pipeline's time per step, kernel bandwidth as a fraction of the
+copy bandwidth (these from the CPU records), a GPU section (``bench/report_gpu.py``: card,
+bandwidth, times beside the CPU's, issue 7's targets; or a plain statement that there are
+no GPU results), and the run's ratios. ``--only-gpu`` writes the header and the GPU
+section alone. With ``--baseline`` it adds a before/after table that flags regressions
+(more than ``--threshold`` slower, more iterations, or no longer converging) and
+improvements; ``--fail-on-regression`` makes that an exit status of 1.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from . import plots
 from .report_differentiable import differentiable_section
 from .report_gpu import gpu_section
 from .report_optimize import optimize_section
+from .report_scenes import scenes_section
 from .report_spectrum import spectrum_section
 from .results import Results, fit_exponent, group_by, label_of, load, on_gpu, problem_title
 from .tables import (
@@ -384,12 +386,12 @@ def write_report(res: Results, out: Path, *, baseline: Results | None = None,
     figdir = out.parent / "report"
     rel = os.path.relpath(figdir, out.parent)
     lines = _header(res, wall_time)
-    figures: list[Path] = []
     compare_lines, regressions = [], 0
     if baseline is not None:
         compare_lines, regressions = compare(baseline, res, threshold)
-    lines += _summary_section(res)
-    for section in (_solver_section, _pipeline_section, _kernel_section, spectrum_section,
+    more, figures = _solver_section(res, figdir, rel)
+    lines += _summary_section(res) + more + scenes_section(res)
+    for section in (_pipeline_section, _kernel_section, spectrum_section,
                     optimize_section, differentiable_section):
         more, files = section(res, figdir, rel)
         lines += more

@@ -30,6 +30,10 @@ PROBLEM_TITLES = {
     ("smoke", 2): "Smoke tank, 8 obstacles (2-D)",
     ("baffles", 3): "Baffle tank, 3 one-cell walls with 2 x 2 openings (3-D)",
     ("baffles", 2): "Baffle tank, 3 one-cell walls with 2-cell openings (2-D)",
+    ("twophase", 3): "Two-phase tank, 8 bubbles at 1000:1 density (3-D)",
+    ("twophase", 2): "Two-phase tank, 8 bubbles at 1000:1 density (2-D)",
+    ("cutcell", 3): "Cut-cell tank, 8 spheres cut by face fractions (3-D)",
+    ("cutcell", 2): "Cut-cell tank, 8 discs cut by face fractions (2-D)",
 }
 
 

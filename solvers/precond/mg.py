@@ -294,12 +294,12 @@ class GeometricMG(Preconditioner):
         out[...] = xp.reshape(top.x, r.shape)
         return out
 
-    def _smooth(self, lev: Level, k, order: tuple[int, int]) -> None:
+    def _smooth(self, lev: Level, k, order: tuple[int, int], sweeps: int) -> None:
         """Pre-smoothing for ``order == (0, 1)``; its adjoint for ``(1, 0)``."""
         pre = order == (0, 1)
         if not pre:
             self._band_sweeps(lev, k, order)
-        for _ in range(self.nu):  # one pass over memory per full sweep
+        for _ in range(sweeps):  # one pass over memory per full sweep
             if lev.code is not None:
                 k.rbgs_pair(lev.code, lev.x, lev.b, lev.scale, order[0], shift=lev.shift)
             else:
@@ -338,7 +338,8 @@ class GeometricMG(Preconditioner):
         if l == len(levels) - 1:
             coarse(lev)
             return
-        self._smooth(lev, k, (0, 1))
+        sweeps = self.nu if l == 0 else self.nu_coarse
+        self._smooth(lev, k, (0, 1), sweeps)
         nxt = levels[l + 1]
         if lev.code is not None:
             k.residual_restrict(lev.code, lev.x, lev.b, lev.scale, nxt.mask, nxt.b,
@@ -349,7 +350,7 @@ class GeometricMG(Preconditioner):
         nxt.x[...] = 0
         self._vcycle(levels, k, coarse, l + 1)
         k.prolong_add(nxt.x, lev.mask, lev.x, lev.factors)
-        self._smooth(lev, k, (1, 0))
+        self._smooth(lev, k, (1, 0), sweeps)
 
     @property
     def stats(self) -> dict[str, Any]:

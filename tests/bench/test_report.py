@@ -187,7 +187,7 @@ def test_merging_files_later_wins(tmp_path, fixture_json):
     assert len(res.replaced) == 3
 
 
-@pytest.mark.parametrize("name", ["results", "tables"])
+@pytest.mark.parametrize("name", ["results", "tables", "report_scenes"])
 def test_doctests(name):
     import doctest
     import importlib
@@ -198,10 +198,11 @@ def test_doctests(name):
 
 
 def test_report_modules_import_one_way(root):
-    """tables <- report_gpu <- report: no module of the report imports one above it."""
+    """tables <- report_gpu, report_scenes <- report: no module of the report imports one
+    above it."""
     import ast
 
-    order = ["results", "tables", "plots", "report_gpu", "report"]
+    order = ["results", "tables", "plots", "report_gpu", "report_scenes", "report"]
     for i, name in enumerate(order):
         tree = ast.parse((root / "bench" / f"{name}.py").read_text())
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)

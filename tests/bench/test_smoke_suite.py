@@ -49,11 +49,11 @@ def test_smoke_sized_suite_runs_and_reports(tmp_path, root):
         assert b["stats"]["median"] > 0
     solves = [b["extra_info"] for b in benches if b["name"].startswith("test_solve[")]
     assert {(s["problem"], s["dim"], s["n"]) for s in solves} == {
-        (problem, dim, n) for problem in ("smoke", "poisson", "baffles")
+        (problem, dim, n) for problem in ("smoke", "poisson", "baffles", "twophase", "cutcell")
         for dim, n in ((3, 32), (2, 256))}
     labels = {s["label"] for s in solves}
     assert {"cg+mg", "cg+mic0", "cg+ic0", "cg+amg", "cg+rbgs", "cg+jacobi", "cg", "fcg+mg",
-            "scipy-cg", "pyamg-sa", "scipy-cg+pyamg-sa"} <= labels
+            "scipy-cg", "pyamg-sa", "scipy-cg+pyamg-sa", "cg+mg-flags"} <= labels
     for s in solves:
         assert s["reason"].startswith("CONVERGED") or s["method"] == "dcdm", s
         assert s["rel_residual"] <= 1.0001e-6 or s["method"] == "dcdm", s
