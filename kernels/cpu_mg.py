@@ -71,6 +71,10 @@ def _divisor(code, shift, i, j, k):
     return c + shift[i, j, k] if c >= 0 else -1.0
 
 
+# 1 / d for the stencil codes d = 0..6: a division per cell dominated the sweep's time
+_RECIPROCAL = np.array([0.0] + [1.0 / d for d in range(1, 7)])
+
+
 @nb.njit(inline="always")
 def _plane(code, shift, x, b, h2, i, color):
     """The half-sweep of colour ``color`` on plane ``i`` (axis 0)."""
@@ -78,6 +82,14 @@ def _plane(code, shift, x, b, h2, i, color):
     for j in range(n1):
         k0 = (i + j + color) & 1
         interior = 0 < i < n0 - 1 and 0 < j < n1 - 1
+        if shift is None:  # integer divisors 1..6: multiply by a table's reciprocal
+            for k in range(k0, n2, 2):
+                c = code[i, j, k]
+                if c <= 0:
+                    continue
+                s = _neighbours(x, i, j, k, interior and 0 < k < n2 - 1)
+                x[i, j, k] = (b[i, j, k] * h2 + s) * _RECIPROCAL[c]
+            continue
         for k in range(k0, n2, 2):
             d = _divisor(code, shift, i, j, k)
             if d <= 0:

@@ -66,6 +66,7 @@ from .coarsening import (
     coarsen_coefficients,
     coarsen_flags,
     coefficients3,
+    drop_blocks,
     padded3,
 )
 from .mg_levels import DeviceHierarchy, Level
@@ -193,6 +194,9 @@ class GeometricMG(Preconditioner):
                 else:
                     diag, couplings = coarsen_coefficients(diag, couplings, factors,
                                                            shift=shift_st)
+                if flags is not None:  # the first coarsening: free-surface blocks drop out
+                    diag, couplings = drop_blocks(diag, couplings, block_sum(
+                        (flags == codes.AIR).astype(np.int32), factors) > 0)
                 if not (diag >= 0).any():
                     break
                 if shift_st is not None:
