@@ -36,7 +36,7 @@ MEDIANS: dict[str, float] = {}
 # the summary prints factor * median[numerator] / median[denominator]
 RATIOS: dict[str, tuple[str, str, float, str]] = {}
 
-KINDS = ("kernel", "solver", "pipeline", "spectrum", "optimize", "differentiable")
+KINDS = ("kernel", "solver", "pipeline", "spectrum", "optimize", "differentiable", "floor")
 # every record carries these keys (None where they do not apply)
 SCHEMA = ("key", "kind", "method", "preconditioner", "problem", "dim", "n", "unknowns", "dtype",
           "device", "iterations", "reason", "residual", "rel_residual", "setup_s", "solve_s")
@@ -228,7 +228,7 @@ def record(benchmark, key: str, *, kind: str, **extra) -> None:
         The pytest-benchmark fixture, after its ``pedantic`` call.
     key : str
         Unique, stable name of the case (the report compares runs by it).
-    kind : {"kernel", "solver", "pipeline", "spectrum", "optimize", "differentiable"}
+    kind : {"kernel", "solver", "pipeline", "spectrum", "optimize", "differentiable", "floor"}
     **extra
         Values for :data:`SCHEMA` keys and anything else worth keeping (``bytes``
         adds a ``GB/s`` entry).

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from . import plots
 from .report_differentiable import differentiable_section
+from .report_floor import floor_section
 from .report_gpu import gpu_section
 from .report_optimize import optimize_section
 from .report_scenes import scenes_section
@@ -391,7 +392,7 @@ def write_report(res: Results, out: Path, *, baseline: Results | None = None,
         compare_lines, regressions = compare(baseline, res, threshold)
     more, figures = _solver_section(res, figdir, rel)
     lines += _summary_section(res) + more + scenes_section(res)
-    for section in (_pipeline_section, _kernel_section, spectrum_section,
+    for section in (floor_section, _pipeline_section, _kernel_section, spectrum_section,
                     optimize_section, differentiable_section):
         more, files = section(res, figdir, rel)
         lines += more
