@@ -77,7 +77,7 @@ def test_thin_wall_survives_coarsening(wall):
 
 
 @pytest.mark.parametrize("build", [
-    lambda: gallery.baffles((20, 18, 16))[0],
+    lambda: gallery.baffles((16, 12, 10))[0],
     lambda: gallery.twophase((16, 14, 12))[0],
     lambda: gallery.cutcell((24, 20))[0],
     lambda: gallery.twophase((18, 16), open_top=False)[0],
