@@ -23,7 +23,7 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/dcdm demo
 
-# The scaling report: the default suites (about 10-15 min on 2 idle cores; extra pytest
+# The scaling report: the default suites (an estimated 30-40 min on 2 idle cores; extra pytest
 # options in BENCH_ARGS, e.g. BENCH_ARGS=--bench-large), their JSON in bench/results/, and
 # bench/REPORT.md with plots in bench/report/. Needs the machine to itself.
 bench: $(STAMP)
