@@ -34,6 +34,7 @@ from types import ModuleType
 import numpy as np
 
 from .cuda_loader import SUFFIXES, available, get_kernel, require_device
+from .sweeps import half_sweep_pairs
 
 # the kernel set of dcdm.kernels.cpu / cpu_mg / xp, and the loader's check for the dispatch
 __all__ = ["available", "axpy", "cg_update", "coef_matvec", "coef_rbgs_cells", "coef_rbgs_pair",
@@ -416,13 +417,5 @@ def coef_rbgs_cells(diag, couplings, x, b, scale: float, cells) -> None:
                                            np.uint32(n2)))
 
 
-def rbgs_pair(code, x, b, scale: float, first: int, shift=None) -> None:
-    """One full red-black sweep: colour ``first``, then the other (two half-sweeps)."""
-    rbgs_sweep(code, x, b, scale, first, shift=shift)
-    rbgs_sweep(code, x, b, scale, 1 - first, shift=shift)
-
-
-def coef_rbgs_pair(diag, couplings, x, b, scale: float, first: int) -> None:
-    """One full red-black sweep of a coefficient stencil: colour ``first``, then the other."""
-    coef_rbgs_sweep(diag, couplings, x, b, scale, first)
-    coef_rbgs_sweep(diag, couplings, x, b, scale, 1 - first)
+# full sweeps as two half-sweeps (only the Numba back-end fuses them)
+rbgs_pair, coef_rbgs_pair = half_sweep_pairs(rbgs_sweep, coef_rbgs_sweep)

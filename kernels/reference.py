@@ -19,6 +19,7 @@ from .codes import FLUID, SOLID
 from .stencil import diagonal as laplacian_diagonal
 from .stencil import neighbour_slices as _neighbour_slices
 from .stencil import stencil_code
+from .sweeps import half_sweep_pairs
 
 __all__ = [
     "axpy",
@@ -314,13 +315,5 @@ def galerkin_coarsen_code(code, factors, beta: float, shift=None):
     return galerkin_coarsen(diag, couplings, factors, beta, shift)
 
 
-def rbgs_pair(code, x, b, scale: float, first: int, shift=None) -> None:
-    """One full red-black sweep: colour ``first``, then the other (two half-sweeps)."""
-    rbgs_sweep(code, x, b, scale, first, shift=shift)
-    rbgs_sweep(code, x, b, scale, 1 - first, shift=shift)
-
-
-def coef_rbgs_pair(diag, couplings, x, b, scale: float, first: int) -> None:
-    """One full red-black sweep of a coefficient stencil: colour ``first``, then the other."""
-    coef_rbgs_sweep(diag, couplings, x, b, scale, first)
-    coef_rbgs_sweep(diag, couplings, x, b, scale, 1 - first)
+# full sweeps as two half-sweeps (only the Numba back-end fuses them)
+rbgs_pair, coef_rbgs_pair = half_sweep_pairs(rbgs_sweep, coef_rbgs_sweep)

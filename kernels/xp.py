@@ -30,6 +30,7 @@ from __future__ import annotations
 from array_api_compat import array_namespace, device
 
 from .codes import FLUID, SOLID
+from .sweeps import half_sweep_pairs
 
 __all__ = [
     "axpy",
@@ -311,13 +312,5 @@ def coef_rbgs_cells(diag, couplings, x, b, scale: float, cells) -> None:
     xf[lin] = xp.where(upd, val, xp.take(xf, lin))
 
 
-def rbgs_pair(code, x, b, scale: float, first: int, shift=None) -> None:
-    """One full red-black sweep: colour ``first``, then the other (two half-sweeps)."""
-    rbgs_sweep(code, x, b, scale, first, shift=shift)
-    rbgs_sweep(code, x, b, scale, 1 - first, shift=shift)
-
-
-def coef_rbgs_pair(diag, couplings, x, b, scale: float, first: int) -> None:
-    """One full red-black sweep of a coefficient stencil: colour ``first``, then the other."""
-    coef_rbgs_sweep(diag, couplings, x, b, scale, first)
-    coef_rbgs_sweep(diag, couplings, x, b, scale, 1 - first)
+# full sweeps as two half-sweeps (only the Numba back-end fuses them)
+rbgs_pair, coef_rbgs_pair = half_sweep_pairs(rbgs_sweep, coef_rbgs_sweep)
