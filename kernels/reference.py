@@ -23,6 +23,7 @@ from .sweeps import half_sweep_pairs
 
 __all__ = [
     "axpy",
+    "block_sum",
     "cg_update",
     "coef_matvec",
     "coef_rbgs_cells",
@@ -152,6 +153,16 @@ def _diagonal(code: np.ndarray, shift: np.ndarray | None, dtype) -> np.ndarray:
     return d if shift is None else d + shift.astype(dtype)
 
 
+def block_sum(a: np.ndarray, factors) -> np.ndarray:
+    """The sum of ``a`` over each coarse cell's children, blocks of ``factors`` (1 or 2 per
+    axis; the last block of an odd axis has one child, missing children count 0)."""
+    coarse = tuple(-(-n // f) for n, f in zip(a.shape, factors, strict=True))
+    padded = np.zeros(tuple(f * n for f, n in zip(factors, coarse, strict=True)), dtype=a.dtype)
+    padded[tuple(slice(0, n) for n in a.shape)] = a
+    split = [m for n, f in zip(coarse, factors, strict=True) for m in (n, f)]
+    return padded.reshape(split).sum(axis=tuple(range(1, 2 * a.ndim, 2)))
+
+
 def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, weight: float,
                       work=None, shift=None):
     """``b_c = weight * sum over children of (b_f - L_f x_f)`` on coarse FLUID cells, else 0.
@@ -165,11 +176,7 @@ def residual_restrict(code_f, x_f, b_f, scale_f: float, code_c, b_c, factors, we
     if shift is not None:
         r += x_f.dtype.type(scale_f) * shift * x_f
     r = np.where(code_f >= 0, b_f - r, 0)
-    padded_shape = tuple(f * n for f, n in zip(factors, b_c.shape, strict=True))
-    rp = np.zeros(padded_shape, dtype=r.dtype)
-    rp[tuple(slice(0, n) for n in r.shape)] = r
-    blocks = rp.reshape(b_c.shape[0], factors[0], b_c.shape[1], factors[1], b_c.shape[2],
-                        factors[2]).sum(axis=(1, 3, 5))
+    blocks = block_sum(r, factors)
     b_c[...] = np.where(code_c >= 0, weight * blocks, 0)
 
 
@@ -253,23 +260,11 @@ def coef_residual_restrict(diag_f, couplings_f, x_f, b_f, scale_f: float, diag_c
     r = np.empty_like(x_f)
     coef_matvec(diag_f, couplings_f, x_f, r, scale_f)
     r = np.where(diag_f >= 0, b_f - r, 0)
-    padded_shape = tuple(f * n for f, n in zip(factors, b_c.shape, strict=True))
-    rp = np.zeros(padded_shape, dtype=r.dtype)
-    rp[tuple(slice(0, n) for n in r.shape)] = r
-    blocks = rp.reshape(b_c.shape[0], factors[0], b_c.shape[1], factors[1], b_c.shape[2],
-                        factors[2]).sum(axis=(1, 3, 5))
+    blocks = block_sum(r, factors)
     b_c[...] = np.where(diag_c >= 0, weight * blocks, 0)
 
 
 # -- Galerkin coarsening of coefficient stencils (see dcdm.solvers.precond.coarsening) ----------
-
-
-def _block_sum(a: np.ndarray, factors) -> np.ndarray:
-    coarse = tuple(-(-n // f) for n, f in zip(a.shape, factors, strict=True))
-    padded = np.zeros(tuple(f * n for f, n in zip(factors, coarse, strict=True)), dtype=a.dtype)
-    padded[tuple(slice(0, n) for n in a.shape)] = a
-    split = [m for n, f in zip(coarse, factors, strict=True) for m in (n, f)]
-    return padded.reshape(split).sum(axis=tuple(range(1, 2 * a.ndim, 2)))
 
 
 def galerkin_coarsen(diag, couplings, factors, beta: float, shift=None):
@@ -286,14 +281,14 @@ def galerkin_coarsen(diag, couplings, factors, beta: float, shift=None):
     for axis, k in enumerate(couplings):
         odd = (np.arange(diag.shape[axis]) % 2 == 1).reshape((-1,) + (1,) * (2 - axis))
         crossing = np.where(odd, k, 0.0) if factors[axis] == 2 else np.zeros_like(k)
-        internal = internal + _block_sum(k - crossing, factors)
-        coarse_couplings.append(beta * _block_sum(crossing, factors))
-    total = _block_sum(d, factors)
-    diag_c = beta * (_block_sum(lap, factors) - 2.0 * internal)
+        internal = internal + block_sum(k - crossing, factors)
+        coarse_couplings.append(beta * block_sum(crossing, factors))
+    total = block_sum(d, factors)
+    diag_c = beta * (block_sum(lap, factors) - 2.0 * internal)
     diag_c = np.where(np.abs(diag_c) <= 1e-12 * beta * total, 0.0, diag_c)
     if shift is not None:
-        diag_c = diag_c + _block_sum(np.where(active, shift, 0.0), factors)
-    diag_c = np.where(_block_sum(active.astype(np.int32), factors) > 0, diag_c, -1.0)
+        diag_c = diag_c + block_sum(np.where(active, shift, 0.0), factors)
+    diag_c = np.where(block_sum(active.astype(np.int32), factors) > 0, diag_c, -1.0)
     return diag_c, tuple(coarse_couplings)
 
 

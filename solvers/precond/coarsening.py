@@ -46,6 +46,7 @@ import numpy as np
 
 from dcdm import kernels
 from dcdm.kernels import codes
+from dcdm.kernels.reference import block_sum
 
 __all__ = ["band", "block_sum", "coarsen_coefficients", "coarsen_flags", "coefficients3",
            "drop_blocks", "padded3"]
@@ -56,15 +57,6 @@ BETA = 0.5
 
 def _coarse_shape(shape, factors) -> tuple[int, ...]:
     return tuple(-(-n // f) for n, f in zip(shape, factors, strict=True))
-
-
-def block_sum(a: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    """The sum of ``a`` over each coarse cell's children (missing children count 0)."""
-    coarse = _coarse_shape(a.shape, factors)
-    padded = np.zeros(tuple(f * n for f, n in zip(factors, coarse, strict=True)), dtype=a.dtype)
-    padded[tuple(slice(0, n) for n in a.shape)] = a
-    split = [m for n, f in zip(coarse, factors, strict=True) for m in (n, f)]
-    return padded.reshape(split).sum(axis=tuple(range(1, 2 * a.ndim, 2)))
 
 
 def coarsen_coefficients(diag: np.ndarray, couplings, factors: tuple[int, ...],
