@@ -242,6 +242,20 @@ def rbgs_cells(code, x, b, scale: float, cells, shift=None) -> None:
     ``O(len(cells))``, not a pass over the grid.
     """
     xp = array_namespace(x)
+
+    def divisor(lin):
+        c = xp.take(xp.reshape(code, (-1,)), lin)
+        d = _diag(xp, c, None if shift is None else xp.take(xp.reshape(shift, (-1,)), lin),
+                  x.dtype)
+        return d, (c >= 0) & (d > 0)
+
+    _update_cells(xp, x, b, scale, cells, None, divisor)
+
+
+def _update_cells(xp, x, b, scale: float, cells, couplings, divisor) -> None:
+    """Gauss-Seidel update of the listed cells (one colour): gathers each cell's six
+    neighbours, weighted by ``couplings`` (None: weight 1, the plain stencil on vectors that
+    vanish off FLUID cells); ``divisor(lin)`` gives the cells' divisors and which to update."""
     ii, jj, kk = cells
     if ii.shape[0] == 0:
         return
@@ -250,15 +264,18 @@ def rbgs_cells(code, x, b, scale: float, cells, shift=None) -> None:
     lin = ii * strides[0] + jj * strides[1] + kk
     xf = xp.reshape(x, (-1,))
     s = xp.zeros(ii.shape, dtype=x.dtype, device=device(x))
-    for idx, n, stride in ((ii, n0, strides[0]), (jj, n1, strides[1]), (kk, n2, strides[2])):
-        for step in (-1, 1):
-            ok = (idx + step >= 0) & (idx + step < n)
-            nb = xp.where(ok, lin + step * stride, lin)
-            s += xp.where(ok, xp.take(xf, nb), xp.zeros_like(s))
-    c = xp.take(xp.reshape(code, (-1,)), lin)
-    d = _diag(xp, c, None if shift is None else xp.take(xp.reshape(shift, (-1,)), lin),
-              x.dtype)
-    upd = (c >= 0) & (d > 0)
+    zero = xp.zeros_like(s)
+    for axis, (idx, n, stride) in enumerate(zip((ii, jj, kk), (n0, n1, n2), strides,
+                                                strict=True)):
+        kf = None if couplings is None else xp.reshape(couplings[axis], (-1,))
+        for ok, nb, at in ((idx + 1 < n, lin + stride, lin),  # c + e_a: coupling K_a[c]
+                           (idx > 0, lin - stride, lin - stride)):  # c - e_a: K_a[c - e_a]
+            nb = xp.where(ok, nb, lin)
+            value = xp.take(xf, nb)
+            if kf is not None:
+                value = xp.take(kf, xp.where(ok, at, lin)) * value
+            s += xp.where(ok, value, zero)
+    d, upd = divisor(lin)
     val = (xp.take(xp.reshape(b, (-1,)), lin) / scale + s) / xp.where(upd, d, xp.ones_like(d))
     xf[lin] = xp.where(upd, val, xp.take(xf, lin))
 
@@ -290,26 +307,12 @@ def coef_rbgs_cells(diag, couplings, x, b, scale: float, cells) -> None:
     """Gauss-Seidel update of the listed cells ``cells = (i, j, k)`` (one colour) of a
     coefficient stencil; ``O(len(cells))`` gathers, as :func:`rbgs_cells`."""
     xp = array_namespace(x)
-    ii, jj, kk = cells
-    if ii.shape[0] == 0:
-        return
-    n0, n1, n2 = x.shape
-    strides = (n1 * n2, n2, 1)
-    lin = ii * strides[0] + jj * strides[1] + kk
-    xf = xp.reshape(x, (-1,))
-    s = xp.zeros(ii.shape, dtype=x.dtype, device=device(x))
-    zero = xp.zeros_like(s)
-    for idx, n, stride, k in zip((ii, jj, kk), (n0, n1, n2), strides, couplings, strict=True):
-        kf = xp.reshape(k, (-1,))
-        up, down = idx + 1 < n, idx > 0
-        nb = xp.where(up, lin + stride, lin)  # c + e_a: coupling K_a[c]
-        s += xp.where(up, xp.take(kf, lin) * xp.take(xf, nb), zero)
-        nb = xp.where(down, lin - stride, lin)  # c - e_a: coupling K_a[c - e_a]
-        s += xp.where(down, xp.take(kf, nb) * xp.take(xf, nb), zero)
-    d = xp.take(xp.reshape(diag, (-1,)), lin)
-    upd = d > 0
-    val = (xp.take(xp.reshape(b, (-1,)), lin) / scale + s) / xp.where(upd, d, xp.ones_like(d))
-    xf[lin] = xp.where(upd, val, xp.take(xf, lin))
+
+    def divisor(lin):
+        d = xp.take(xp.reshape(diag, (-1,)), lin)
+        return d, d > 0
+
+    _update_cells(xp, x, b, scale, cells, couplings, divisor)
 
 
 # full sweeps as two half-sweeps (only the Numba back-end fuses them)
