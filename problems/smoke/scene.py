@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,11 @@ def _check(n, ndim) -> None:
         raise ValueError(f"n must be an integer >= 8, got {n!r}")
     if ndim not in (2, 3):
         raise ValueError(f"ndim must be 2 or 3, got {ndim!r}")
+
+
+def _point(n: int, ndim: int, *fractions: float) -> tuple[float, ...]:
+    """A point given as fractions of the domain (x, y[, z]), in cell units."""
+    return tuple(f * n for f in fractions[:ndim])
 
 
 def rising_smoke(n: int = 64, ndim: int = 3, seed: int | None = 0, open_top: bool = True,
@@ -63,10 +69,7 @@ def rising_smoke(n: int = 64, ndim: int = 3, seed: int | None = 0, open_top: boo
     SmokeConfig
     """
     _check(n, ndim)
-
-    def at(*fractions: float) -> tuple[float, ...]:
-        """A point given as fractions of the domain (x, y[, z]), in cell units."""
-        return tuple(f * n for f in fractions[:ndim])
+    at = functools.partial(_point, n, ndim)
 
     source = Source(Sphere(at(0.5, 0.05, 0.5), 0.07 * n), density=1.0,
                     velocity=(0.0, 0.6, 0.0)[:ndim], noise=0.3)
@@ -114,9 +117,7 @@ def two_phase_tank(n: int = 32, ndim: int = 3, density_ratio: float = 1000.0,
     SmokeConfig
     """
     _check(n, ndim)
-
-    def at(*fractions: float) -> tuple[float, ...]:
-        return tuple(f * n for f in fractions[:ndim])
+    at = functools.partial(_point, n, ndim)
 
     pool = Box(at(0.0, 0.0, 0.0), at(1.0, 0.2, 1.0))
     drop = Sphere(at(0.58, 0.66, 0.5), 0.12 * n)
