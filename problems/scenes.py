@@ -81,6 +81,16 @@ def random_obstacles(shape: Sequence[int], k: int, rng: np.random.Generator) -> 
     return Union(*parts) if parts else None
 
 
+def _sealed(grid: Grid, keep_largest: bool) -> np.ndarray:
+    """The FLUID cells of the grid's closed (all-Neumann) regions, grid-shaped; with
+    ``keep_largest``, without the largest of them."""
+    labels = grid.nullspace.labels.reshape(grid.shape)
+    sealed = labels >= 0
+    if keep_largest:
+        sealed &= labels != np.argmax(np.bincount(labels[labels >= 0]))
+    return sealed
+
+
 def smoke(
     shape: Sequence[int],
     obstacles: int = 8,
@@ -120,7 +130,7 @@ def smoke(
     if open_top and grid.is_singular:
         # obstacles sealed off a pocket of fluid from the air: fill it, so an open tank
         # is always SPD (a real smoke solver would see no flow there either)
-        flags[grid.nullspace.labels.reshape(grid.shape) >= 0] = CellType.SOLID
+        flags[_sealed(grid, keep_largest=False)] = CellType.SOLID
         grid = Grid(flags, spacing=spacing)
     return grid
 
@@ -377,10 +387,7 @@ def cut_cells(
     weights = faces.from_fractions(fractions)
     grid = Grid(flags, spacing=spacing, face_weights=weights)
     if grid.is_singular:
-        labels = grid.nullspace.labels.reshape(grid.shape)
-        sealed = labels >= 0
-        if not open_top:  # keep the largest region: the tank's body
-            sealed &= labels != np.argmax(np.bincount(labels[labels >= 0]))
+        sealed = _sealed(grid, keep_largest=not open_top)  # closed: keep the tank's body
         if sealed.any():
             flags[sealed] = CellType.SOLID
             grid = Grid(flags, spacing=spacing, face_weights=weights)
